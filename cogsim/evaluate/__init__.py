@@ -1,0 +1,1 @@
+"""Evaluation of detectors against labelled data (NAB-style anomaly scoring in :mod:`cogsim.evaluate.nab`)."""

@@ -1,0 +1,230 @@
+"""The ``workspace`` component: a capacity-limited global workspace (working memory, DESIGN §5.4).
+
+Modules offer candidates at every position; K slots bid over them and only the top-k candidates
+win write access; the slots follow a gated recurrence over positions whose gates depend on what is
+written (not on the previous slots), so it is linear in the slots and solved by a parallel scan;
+the stream reads the slots back by attention and the result is the residual delta.
+
+Per position t (causal: nothing after t is used), with candidates c_{t,m} (m = 1..M):
+  ρ_{t,m} = rms(c_{t,m}),  ĉ = c / ρ,  [k; v; g_i; g_f]_{t,m} = W_c ĉ_{t,m}
+  q_{t,j} = Q_j + (W_q rmsnorm(x_t))_j                                    slot queries
+  ℓ_{t,j,m} = (q_{t,j}·k_{t,m}/√d_key + P_{j,m} + λ log ρ_{t,m} + γ s_t [m = target]) / τ
+  bid_{t,m} = mean_j softmax_m ℓ_{t,j,m};  winners = top-k_m bid_{t,m}
+  α_{t,j,·} = softmax of ℓ_{t,j,·} over the winners only (0 for losers)
+  M̃_{t,j} = Σ_m α v_{t,m},  i_{t,j} = Σ_m α g_i + b_i[j] (+ γ s_t if target is "all"),
+  f_{t,j} = Σ_m α g_f + b_f[j]
+  M_t[j] = σ(i_{t,j}) tanh(M̃_{t,j}) + σ(f_{t,j}) M_{t-1}[j],   M_0 = learned
+  β_{t,h,j} = softmax_j r_{t,h}·(M_t[j,h] + E_{j,h})/√d_h,  out_t = W_o concat_h Σ_j β M_t[j,h]
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cogsim.component import Component, Context, Port, Sizes
+from cogsim.errors import CogsimError
+from cogsim.workspace.competition import compete
+from cogsim.workspace.recurrence import DEFAULT_CHUNK, linear_scan
+
+Target = int | str
+
+
+@dataclass
+class WorkspaceParams:
+    """YAML parameters of a ``workspace`` node."""
+
+    slots: int = 7  # K: capacity of the workspace
+    top_k: int = 2  # k: candidates that may write at one position
+    d_slot: int | None = None  # slot width (default d_model)
+    value_proj: bool = False  # project candidates into slot values (always when d_slot != d_model)
+    d_key: int = 32  # width of the competition keys/queries
+    heads: int = 4  # heads of the broadcast read (d_slot must divide by it)
+    temperature: float = 1.0  # τ of the competition softmax
+    salience_gain: float = 1.0  # γ: how much a salience signal raises its target's bid
+    salience_target: list[Target] | Target = "all"  # candidate index or name, or "all" (one per salience edge if a list)
+    magnitude_gain: float = 1.0  # λ: bid raised by log rms of a candidate (louder signals bid higher)
+    straight_through: bool = True  # losers' bids still get a gradient (their values never do)
+    max_candidates: int = 8  # size of the learned slot × candidate preference table
+    forget_bias: float = 1.0
+    input_bias: float = 0.0
+    chunk: int = DEFAULT_CHUNK  # chunk length of the parallel scan
+
+    def __post_init__(self) -> None:
+        for name in ("slots", "top_k", "d_key", "heads", "max_candidates"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.d_slot is not None and (self.d_slot < 1 or self.d_slot % self.heads):
+            raise ValueError(f"d_slot must be a positive multiple of heads ({self.heads}), got {self.d_slot}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.chunk < 2:
+            raise ValueError(f"chunk must be at least 2, got {self.chunk}")
+        targets = self.salience_target if isinstance(self.salience_target, list) else [self.salience_target]
+        for t in targets:
+            if isinstance(t, int) and t < 0:
+                raise ValueError(f"salience_target must be a candidate index ≥ 0, a candidate name or 'all', got {t}")
+
+
+class WorkspaceComponent(Component):
+    """Global workspace: top-k competition for K slots, gated slot recurrence, broadcast delta."""
+
+    type_name = "workspace"
+    Params = WorkspaceParams
+    description = "capacity-limited global workspace: candidates compete for K slots, broadcast back"
+
+    def __init__(self, params: WorkspaceParams, sizes: Sizes) -> None:
+        super().__init__(params, sizes)
+        d, p = sizes.d_model, params
+        self.d_slot = p.d_slot or d
+        if self.d_slot % p.heads:
+            raise CogsimError(f"workspace: d_slot (d_model {d}) must be a multiple of heads ({p.heads})")
+        k, ds = p.slots, self.d_slot
+        self.candidate_names: list[str] = []
+        # values: a learned projection of the candidates, or (d_slot = d_model without value_proj)
+        # the winners' own normalised content
+        self.project_values = p.value_proj or ds != d
+        self.cand_proj = nn.Linear(d, p.d_key + 2 + (ds if self.project_values else 0), bias=False)
+        self.stream_proj = nn.Linear(d, k * p.d_key + ds, bias=False)  # slot queries, read query
+        self.slot_query = nn.Parameter(torch.randn(k, p.d_key) * 0.5)
+        self.preference = nn.Parameter(torch.zeros(k, p.max_candidates))  # P[j, m]
+        self.gate_bias = nn.Parameter(torch.tensor([p.input_bias, p.forget_bias]).repeat(k, 1))
+        self.memory0 = nn.Parameter(torch.randn(k, ds) * 0.1)
+        self.slot_key = nn.Parameter(torch.randn(k, ds) * 0.5)  # E: lets the stream address slots
+        self.out_proj = nn.Linear(ds, d, bias=False)
+        nn.init.normal_(self.out_proj.weight, std=0.02)
+
+    @classmethod
+    def ports(cls, params: WorkspaceParams, sizes: Sizes) -> tuple[dict[str, Port], dict[str, Port]]:
+        d = sizes.d_model
+        inputs = {
+            "x": Port("hidden", d, doc="the stream: queries of the competition and of the broadcast"),
+            "candidates": Port("hidden", d, required=True, multi=True,
+                               doc="one candidate per incoming edge, in edge order"),
+            "salience": Port("signal", required=False, multi=True,
+                             doc="raises the bid of salience_target (or the write gate when 'all')"),
+        }
+        return inputs, {"out": Port("hidden", d, doc="broadcast of the slots (residual delta)")}
+
+    def set_candidate_names(self, names: list[str]) -> None:
+        """Names of the candidate edges' sources, in edge order (for traces and name targets)."""
+        if len(names) > self.params.max_candidates:
+            raise CogsimError(f"workspace: {len(names)} candidates but max_candidates is "
+                              f"{self.params.max_candidates}; raise max_candidates")
+        self.candidate_names = list(names)
+        self._targets(len(names), None)  # fail early on a target that names no candidate
+
+    # ---- salience ---------------------------------------------------------------------------
+    def _targets(self, m: int, n_signals: int | None) -> list[int | None]:
+        """Candidate index per salience signal (None = all: the write gate)."""
+        st = self.params.salience_target
+        targets = st if isinstance(st, list) else [st] * (n_signals or 1)
+        if n_signals is not None and len(targets) != n_signals:
+            raise CogsimError(f"workspace: salience_target lists {len(targets)} targets but "
+                              f"{n_signals} salience edges arrive")
+        out: list[int | None] = []
+        for t in targets:
+            if t == "all":
+                out.append(None)
+            elif isinstance(t, int):
+                if t >= m:
+                    raise CogsimError(f"workspace: salience_target {t} but only {m} candidates")
+                out.append(t)
+            elif t in self.candidate_names:
+                out.append(self.candidate_names.index(t))
+            else:
+                known = ", ".join(self.candidate_names) or "none given"
+                raise CogsimError(f"workspace: salience_target {t!r} is not a candidate (candidates: {known})")
+        return out
+
+    def _salience(self, signals: list[torch.Tensor], m: int, like: torch.Tensor
+                  ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(bid bias [B, T, M], write-gate bias [B, T]) from the salience signals."""
+        if not signals:
+            return None, None
+        bid = torch.zeros(like.shape[:2] + (m,), dtype=like.dtype, device=like.device)
+        gate = torch.zeros(like.shape[:2], dtype=like.dtype, device=like.device)
+        for s, target in zip(signals, self._targets(m, len(signals))):
+            if target is None:
+                gate = gate + s.to(like.dtype)
+            else:
+                bid[..., target] += s.to(like.dtype)
+        g = self.params.salience_gain
+        return bid * g, gate * g
+
+    # ---- forward ----------------------------------------------------------------------------
+    def forward(self, inputs: dict[str, Any], ctx: Context) -> dict[str, torch.Tensor]:
+        p, ds = self.params, self.d_slot
+        x = inputs["x"]
+        cands = inputs["candidates"]
+        cands = [cands] if isinstance(cands, torch.Tensor) else list(cands)
+        sal = inputs.get("salience")
+        sal = [] if sal is None else [sal] if isinstance(sal, torch.Tensor) else list(sal)
+        m, k = len(cands), p.slots
+        if not 1 <= m <= p.max_candidates:
+            raise CogsimError(f"workspace: {m} candidates; expected 1 to max_candidates ({p.max_candidates})")
+        b_, t_ = x.shape[:2]
+
+        c = torch.stack(cands, 2)  # [B, T, M, D]
+        ms = c.pow(2).mean(-1, keepdim=True) + 1e-6
+        c_hat = c * ms.rsqrt()
+        proj = self.cand_proj(c_hat)
+        key, gates = proj[..., : p.d_key], proj[..., p.d_key: p.d_key + 2]
+        value = proj[..., p.d_key + 2:] if self.project_values else c_hat
+        sq = self.stream_proj(F.rms_norm(x, x.shape[-1:]))
+        query = sq[..., : k * p.d_key].unflatten(-1, (k, p.d_key)) + self.slot_query  # [B, T, K, dk]
+        read_q = sq[..., k * p.d_key:]
+
+        logits = query @ key.transpose(-1, -2) / math.sqrt(p.d_key)  # [B, T, K, M]
+        bias = self.preference[:, :m] + 0.5 * p.magnitude_gain * ms.squeeze(-1).log()[..., None, :]
+        bid_bias, gate_bias = self._salience(sal, m, x)
+        if bid_bias is not None:
+            bias = bias + bid_bias[..., None, :]
+        comp = compete((logits + bias) / p.temperature, p.top_k, p.straight_through)
+
+        written = comp.write @ torch.cat([value, gates], -1)  # [B, T, K, ds + 2]
+        content, gate = written.split([ds, 2], -1)
+        gate = gate + self.gate_bias
+        gi, gf = gate.unbind(-1)  # [B, T, K]
+        if gate_bias is not None:
+            gi = gi + gate_bias[..., None]
+        log_f = F.logsigmoid(gf).transpose(1, 2).reshape(b_ * k, t_)
+        write_gate = torch.sigmoid(gi).transpose(1, 2).reshape(b_ * k, t_)
+        inject = torch.tanh(content).transpose(1, 2).reshape(b_ * k, t_, ds)
+        h0 = self.memory0.to(inject.dtype).repeat(b_, 1)
+        mem = linear_scan(log_f, inject, h0, p.chunk, scale=write_gate)  # M_t as [B·K, T, ds]
+
+        hd = ds // p.heads
+        mem_h = mem.view(b_, k, t_, p.heads, hd)
+        rq = read_q.unflatten(-1, (p.heads, hd))  # [B, T, H, hd]
+        score = (mem_h * rq[:, None]).sum(-1) + torch.einsum("bthd,khd->bkth", rq, self.slot_key.view(k, p.heads, hd))
+        beta = (score / math.sqrt(hd)).softmax(1)  # over slots: [B, K, T, H]
+        out = self.out_proj((beta[..., None] * mem_h).sum(1).flatten(-2))
+
+        if ctx.recording:
+            ctx.record("bids", comp.bids)
+            ctx.record("winners", comp.winners)
+            ctx.record("slot_owner", lambda: self._owners(log_f, gi, comp.write, b_, t_))
+            ctx.record("write_gate", torch.sigmoid(gi))
+            ctx.record("read_weights", lambda: beta.mean(-1).transpose(1, 2))
+        return {"out": out}
+
+    @torch.no_grad()
+    def _owners(self, log_f: torch.Tensor, gi: torch.Tensor, write: torch.Tensor, b_: int, t_: int
+                ) -> torch.Tensor:
+        """[B, T, K] candidate holding each slot: the one whose writes, decayed by the forget
+        gates, make up the largest share of the slot; -1 while the initial content dominates."""
+        k, m = self.params.slots, write.shape[-1]
+        share_in = torch.sigmoid(gi)[..., None] * write  # [B, T, K, M]
+        share_in = F.pad(share_in, (1, 0)).transpose(1, 2).reshape(b_ * k, t_, m + 1)
+        h0 = torch.zeros(b_ * k, m + 1, dtype=share_in.dtype, device=share_in.device)
+        h0[:, 0] = 1.0  # the learned initial content
+        share = linear_scan(log_f.float(), share_in.float(), h0, self.params.chunk)
+        return (share.argmax(-1) - 1).view(b_, k, t_).transpose(1, 2)
+
+
+__all__ = ["WorkspaceComponent", "WorkspaceParams"]

@@ -123,5 +123,11 @@ class Component(nn.Module):
         """Bytes held outside ordinary dense parameters, e.g. ``{"tables": n}``, for ``cogsim check``."""
         return {}
 
+    def attach_tokenizer(self, tokenizer) -> None:
+        """Learn the run's tokenizer (a ``tokenizers.Tokenizer``), e.g. to compress its vocabulary."""
+
+    def attach_run_dir(self, path) -> None:
+        """Learn the run folder, e.g. to keep memory-mapped tables there."""
+
     def online_state_reset(self) -> None:
         """Forget online state (HTM synapses are kept; sequence context is cleared)."""

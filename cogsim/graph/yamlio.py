@@ -41,6 +41,10 @@ def line_of(container: Any, key: Any, default: int | None = None) -> int | None:
 
 def _convert(node: yaml.Node, loader: yaml.SafeLoader, file: str) -> Any:
     line = node.start_mark.line + 1
+    plain = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
+    if type(node) in plain and node.tag != plain[type(node)]:
+        raise SpecError(f"not valid YAML: tag {node.tag!r} is not allowed (files are read with safe loading)",
+                        file, line)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         out = LineDict()

@@ -1,0 +1,95 @@
+"""``cogsim run ARCH``: train on the embedded corpus (or --data), evaluate, save a run folder and
+print a summary table."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from cogsim.commands.common import add_spec_arguments, console, human_count
+from cogsim.graph.spec import read_spec
+from cogsim.train.trainer import Progress, Trainer
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_spec_arguments(parser)
+    parser.add_argument("--steps", type=int, help="training steps (train.steps)")
+    parser.add_argument("--batch-size", type=int, help="sequences per step (train.batch_size)")
+    parser.add_argument("--seq-len", type=int, help="tokens per sequence (model.seq_len)")
+    parser.add_argument("--seed", type=int, help="random seed (train.seed)")
+    parser.add_argument("--data", help="a text file or folder of text files (default: the Python stdlib source)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    parser.add_argument("--out", help="run folder (default: runs/<name>-<time>)")
+    parser.add_argument("--resume", action="store_true", help="continue the run saved in --out exactly")
+    parser.add_argument("--stop-after", type=int, metavar="N",
+                        help="stop after N steps of this invocation, keeping a checkpoint (continue with --resume)")
+    parser.add_argument("--no-viz", action="store_true", help="skip figures and the report at the end")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def overrides_from(args: argparse.Namespace) -> list[str]:
+    flags = {"train.steps": args.steps, "train.batch_size": args.batch_size, "model.seq_len": args.seq_len,
+             "train.seed": args.seed}
+    out = [f"{k}={v}" for k, v in flags.items() if v is not None]
+    if args.data is not None:
+        out.append(f"data.path={Path(args.data).expanduser().resolve()}")
+    return out + list(args.overrides)
+
+
+def _progress(quiet: bool) -> tuple[Progress, Bar | None]:
+    if quiet:
+        return Progress(), None
+    bar = Bar(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+              TimeRemainingColumn(), console=console(), transient=False)
+    task = {}
+
+    def start(step, total):
+        bar.start()
+        task["id"] = bar.add_task("train", total=total, completed=step, info="")
+
+    def on_step(step, loss, tps):
+        bar.update(task["id"], completed=step, info=f"loss {loss:.3f}  {tps:,.0f} tok/s")
+
+    def on_eval(step, row):
+        bar.console.print(f"step {step}: val loss {row['val_loss']:.4f}, {row['val_bpb']:.4f} bits/byte")
+
+    return Progress(start, on_step, on_eval, bar.stop), bar
+
+
+def summary_table(summary: dict) -> Table:
+    table = Table(title=f"run summary: {summary['architecture']}", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows = [
+        ("run folder", summary["run_dir"]), ("device", summary["device"]), ("corpus", summary["corpus"]),
+        ("parameters", human_count(summary["parameters"])), ("vocabulary", str(summary["vocab_size"])),
+        ("steps", str(summary["steps"])), ("tokens", human_count(summary["tokens"])),
+        ("time", f"{summary['seconds']:.1f} s"), ("throughput", f"{summary['tokens_per_s']:,.0f} tok/s"),
+        ("train loss", f"{summary['first_train_loss']:.4f} → {summary['last_train_loss']:.4f}"),
+        ("validation loss", f"{summary['first_val_loss']:.4f} → {summary['val_loss']:.4f}"),
+        ("validation bits/byte", f"{summary['val_bpb']:.4f}"),
+    ]
+    for what, value in rows:
+        table.add_row(what, value)
+    return table
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = read_spec(args.arch, overrides_from(args))
+    out = Path(args.out or Path("runs") / f"{spec.name}-{dt.datetime.now():%Y%m%d-%H%M%S}")
+    progress, _ = _progress(args.quiet)
+    trainer = Trainer(spec, out, device=args.device, resume=args.resume, progress=progress)
+    con = console()
+    con.print(f"cogsim run: {spec.name} → {out}")
+    summary = trainer.train(stop_after=args.stop_after)
+    con.print(summary_table(summary))
+    if not args.no_viz and summary["steps"] >= spec.train.steps and importlib.util.find_spec("cogsim.viz.report"):
+        from cogsim.viz.report import write_report
+
+        report = write_report(out, model=trainer.model, data=trainer.data)
+        con.print(f"figures and report: {report}")
+    return 0

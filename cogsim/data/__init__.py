@@ -1,0 +1,1 @@
+"""Corpora, the tokenizer and token batches (DESIGN §7)."""

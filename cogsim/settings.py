@@ -1,0 +1,77 @@
+"""Validated settings sections of an architecture file: ``model:``, ``train:`` and ``data:``.
+
+Plain dataclasses (no torch) so the spec layer can validate them and the trainer can read them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ValueError(message)
+
+
+@dataclass
+class ModelSettings:
+    """Global sizes. ``vocab_size`` is the tokenizer's target; the model uses the tokenizer's size."""
+
+    d_model: int = 256
+    n_heads: int = 4
+    seq_len: int = 128
+    vocab_size: int = 4096
+    cycles: int = 1
+
+    def __post_init__(self) -> None:
+        _check(self.d_model > 0, f"d_model must be > 0, got {self.d_model}")
+        _check(self.n_heads > 0, f"n_heads must be > 0, got {self.n_heads}")
+        _check(self.d_model % self.n_heads == 0,
+               f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        _check(self.seq_len > 0, f"seq_len must be > 0, got {self.seq_len}")
+        _check(self.vocab_size >= 260, f"vocab_size must be ≥ 260 (256 bytes + specials), got {self.vocab_size}")
+        _check(self.cycles >= 1, f"cycles must be ≥ 1, got {self.cycles}")
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation and bookkeeping of a run."""
+
+    steps: int = 400
+    batch_size: int = 16
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup: int = 40
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    eval_every: int = 100
+    eval_batches: int = 8
+    checkpoint_every: int = 100
+    log_every: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.steps > 0, f"steps must be > 0, got {self.steps}")
+        _check(self.batch_size > 0, f"batch_size must be > 0, got {self.batch_size}")
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        _check(self.warmup >= 0, f"warmup must be ≥ 0, got {self.warmup}")
+        _check(self.weight_decay >= 0, f"weight_decay must be ≥ 0, got {self.weight_decay}")
+        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1 and beta2 must be in [0, 1)")
+        _check(self.grad_clip >= 0, f"grad_clip must be ≥ 0 (0 = off), got {self.grad_clip}")
+        for name in ("eval_every", "eval_batches", "checkpoint_every", "log_every"):
+            _check(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
+
+
+@dataclass
+class DataSettings:
+    """Where text comes from and how the tokenizer is trained."""
+
+    path: str | None = None  # None: the embedded default corpus (the Python standard library)
+    val_percent: float = 5.0  # share of files (or of the text of a single file) kept for validation
+    tokenizer_sample_mb: float = 8.0  # training text used to fit the BPE tokenizer
+
+    def __post_init__(self) -> None:
+        _check(0 < self.val_percent < 50, f"val_percent must be in (0, 50), got {self.val_percent}")
+        _check(self.tokenizer_sample_mb > 0, f"tokenizer_sample_mb must be > 0, got {self.tokenizer_sample_mb}")

@@ -1,0 +1,252 @@
+"""The training loop of ``cogsim run``: data → model → AdamW + sparse table updates → evaluation →
+checkpoints, with exact resume and a NaN/Inf guard."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+import yaml
+
+from cogsim.data.batches import WindowSampler, validation_windows
+from cogsim.data.corpus import load_corpus
+from cogsim.data.tokenizer import TokenData, prepare, token_bytes
+from cogsim.errors import CogsimError
+from cogsim.evaluate.metrics import evaluate
+from cogsim.graph.build import build_plan
+from cogsim.graph.spec import ArchSpec
+from cogsim.model import CognitiveModel
+from cogsim.train import checkpoint
+from cogsim.train.schedule import lr_at
+
+
+class TrainingDiverged(CogsimError):
+    """The loss or gradients became NaN/Inf; the last good checkpoint is kept."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise CogsimError(f"--device {name}: not a device name (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CogsimError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def _adamw(model: CognitiveModel, s) -> torch.optim.AdamW:
+    sparse = model.sparse_parameters()
+    decay, no_decay = [], []
+    for _, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+        if p.requires_grad and id(p) not in sparse:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=s.lr, betas=(s.beta1, s.beta2), eps=1e-8)
+
+
+@dataclass
+class Progress:
+    """Callbacks the CLI uses to show progress (all optional)."""
+
+    on_start: Callable[[int, int], None] = lambda start, total: None
+    on_step: Callable[[int, float, float], None] = lambda step, loss, tokens_per_s: None
+    on_eval: Callable[[int, dict], None] = lambda step, metrics: None
+    on_stop: Callable[[], None] = lambda: None
+
+
+@dataclass
+class Trainer:
+    """Trains one architecture into a run folder. ``train()`` returns the summary."""
+
+    spec: ArchSpec
+    run_dir: Path
+    device: str = "auto"
+    resume: bool = False
+    progress: Progress = field(default_factory=Progress)
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+        self.dev = resolve_device(self.device)
+        self.s = self.spec.train
+        self.seq_len = self.spec.model.seq_len
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+
+    # ---- setup ---------------------------------------------------------------------------------
+    def _check_run_dir(self) -> dict | None:
+        found = checkpoint.find(self.run_dir)
+        if found is None:
+            if self.resume:
+                raise CogsimError(f"--resume: no checkpoint in {self.run_dir}")
+            return None
+        if not self.resume:
+            raise CogsimError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose "
+                              "another --out")
+        return {"folder": found}
+
+    def setup(self) -> None:
+        existing = self._check_run_dir()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        corpus = load_corpus(self.spec.data.path, self.spec.data.val_percent)
+        self.data: TokenData = prepare(corpus, self.spec.model.vocab_size, self.spec.data.tokenizer_sample_mb)
+        self.token_bytes = token_bytes(self.data.tokenizer)
+        self.corpus_name = corpus.name
+        torch.manual_seed(self.s.seed)
+        self.plan = build_plan(self.spec, vocab_size=self.data.vocab_size)
+        self.model = CognitiveModel(self.plan).to(self.dev)
+        self.model.attach_run_dir(self.run_dir)
+        self.model.attach_tokenizer(self.data.tokenizer)
+        self.opt = _adamw(self.model, self.s)
+        self.sampler = WindowSampler(self.data.train, self.seq_len, self.s.batch_size, self.s.seed)
+        self.val = validation_windows(self.data.val, self.seq_len, self.s.eval_batches * self.s.batch_size)
+        self.step, self.history = 0, []
+        config = self.spec.resolved()
+        if existing:
+            self._restore(existing["folder"], config)
+        else:
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+            self.data.tokenizer.save(str(self.run_dir / "tokenizer.json"))
+            self.metrics_path.write_text("")
+
+    def _restore(self, folder: Path, config: dict) -> None:
+        model_state, extra, record = checkpoint.load(folder)
+        saved = dict(record.get("config", {}))
+        now = dict(config)
+        for c in (saved, now):
+            c.get("train", {}).pop("steps", None)
+        if json.dumps(saved, sort_keys=True, default=str) != json.dumps(now, sort_keys=True, default=str):
+            raise CogsimError(f"--resume: the architecture or settings differ from the run saved in {self.run_dir}"
+                              " (only train.steps may change)")
+        self.model.load_state_dict(model_state)
+        checkpoint.load_optimizer_tensors(self.opt, extra)
+        for name, comp in self.model.components():
+            prefix = f"sparse.{name}."
+            part = {k[len(prefix):]: v for k, v in extra.items() if k.startswith(prefix)}
+            if part:
+                comp.load_sparse_state_dict(part)
+        torch.set_rng_state(extra["rng.torch"])
+        self.sampler.load_state(extra["rng.sampler"])
+        self.step, self.history = record["step"], record.get("history", [])
+        kept = [line for line in self.metrics_path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= self.step] if self.metrics_path.exists() else []
+        self.metrics_path.write_text("".join(k + "\n" for k in kept))
+
+    # ---- bookkeeping ---------------------------------------------------------------------------
+    def _log(self, row: dict) -> None:
+        with self.metrics_path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def _save(self) -> None:
+        extra = checkpoint.optimizer_tensors(self.opt)
+        for name, comp in self.model.components():
+            for key, value in comp.sparse_state_dict().items():
+                extra[f"sparse.{name}.{key}"] = value
+        extra["rng.torch"] = torch.get_rng_state()
+        extra["rng.sampler"] = self.sampler.state()
+        record = {"step": self.step, "config": self.spec.resolved(), "history": self.history,
+                  "vocab_size": self.data.vocab_size, "torch": torch.__version__}
+        checkpoint.save(self.run_dir, self.model.state_dict(), extra, record)
+
+    def evaluate(self) -> dict:
+        return evaluate(self.model, *self.val, self.token_bytes, self.s.batch_size, self.dev,
+                        autocast=self.dev.type == "cuda")
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def train_step(self) -> float:
+        x, y = self.sampler.next()
+        x, y = x.to(self.dev, non_blocking=True), y.to(self.dev, non_blocking=True)
+        lr = lr_at(self.step, self.s)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
+            logits = self.model(x)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        if not torch.isfinite(loss):
+            self._diverged(f"loss became {float(loss)}")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.s.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]],
+                                                  self.s.grad_clip)
+            if not torch.isfinite(norm):
+                self._diverged(f"gradient norm became {float(norm)}")
+        self.opt.step()
+        for _, comp in self.model.components():
+            comp.sparse_step(lr)
+        self.step += 1
+        return float(loss.detach())
+
+    def _diverged(self, what: str) -> None:
+        found = checkpoint.find(self.run_dir)
+        kept = (f"the last good checkpoint (step {json.loads((found / 'state.json').read_text())['step']}) "
+                f"is kept in {found}") if found else "no checkpoint had been written yet"
+        raise TrainingDiverged(f"{what} at step {self.step + 1}; training stopped, {kept}. "
+                               "Lower train.lr or check the architecture.")
+
+    def train(self, stop_after: int | None = None) -> dict:
+        """Train to ``spec.train.steps`` (or ``stop_after`` more steps, keeping a checkpoint)."""
+        self.setup()
+        s = self.s
+        end = s.steps if stop_after is None else min(s.steps, self.step + stop_after)
+        self.progress.on_start(self.step, s.steps)
+        self.model.train()
+        tokens_per_step = s.batch_size * self.seq_len
+        window_loss, window_steps, t_window = 0.0, 0, time.perf_counter()
+        t0 = time.perf_counter()
+        first_eval = self.history[0] if self.history else None
+        if first_eval is None and self.step == 0:
+            first_eval = {"step": 0, **self.evaluate()}
+            self.history.append(first_eval)
+            self._log(first_eval)
+            self.progress.on_eval(0, first_eval)
+        try:
+            while self.step < end:
+                loss = self.train_step()
+                window_loss += loss
+                window_steps += 1
+                if self.step % s.log_every == 0 or self.step == end:
+                    dt = time.perf_counter() - t_window
+                    tps = window_steps * tokens_per_step / max(dt, 1e-9)
+                    self._log({"step": self.step, "loss": window_loss / window_steps, "lr": lr_at(self.step - 1, s),
+                               "tokens_per_s": tps, "elapsed_s": time.perf_counter() - t0})
+                    self.progress.on_step(self.step, window_loss / window_steps, tps)
+                    window_loss, window_steps, t_window = 0.0, 0, time.perf_counter()
+                if self.step % s.eval_every == 0 or self.step == s.steps:
+                    row = {"step": self.step, **self.evaluate()}
+                    self.history.append(row)
+                    self._log(row)
+                    self.progress.on_eval(self.step, row)
+                if self.step % s.checkpoint_every == 0 or self.step == end:
+                    self._save()
+        except KeyboardInterrupt:
+            self._save()
+            raise
+        finally:
+            self.progress.on_stop()
+        elapsed = time.perf_counter() - t0
+        summary = self.summary(elapsed)
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+    def summary(self, elapsed: float) -> dict:
+        rows = [json.loads(l) for l in self.metrics_path.read_text().splitlines() if l.strip()]
+        losses = [r["loss"] for r in rows if "loss" in r]
+        evals = [r for r in rows if "val_loss" in r]
+        return {
+            "architecture": self.spec.name, "run_dir": str(self.run_dir), "corpus": self.corpus_name,
+            "device": str(self.dev), "parameters": sum(p.numel() for p in self.model.parameters()),
+            "vocab_size": self.data.vocab_size, "steps": self.step, "tokens": self.step * self.s.batch_size * self.seq_len,
+            "seconds": elapsed, "first_train_loss": losses[0] if losses else math.nan,
+            "last_train_loss": losses[-1] if losses else math.nan,
+            "first_val_loss": evals[0]["val_loss"] if evals else math.nan,
+            "val_loss": evals[-1]["val_loss"] if evals else math.nan,
+            "val_bpb": evals[-1]["val_bpb"] if evals else math.nan,
+            "tokens_per_s": (sum(r["tokens_per_s"] for r in rows if "tokens_per_s" in r) /
+                             max(1, sum(1 for r in rows if "tokens_per_s" in r))),
+        }

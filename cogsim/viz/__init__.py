@@ -1,0 +1,1 @@
+"""Figures (matplotlib) and the run report; kept out of the core model code."""

@@ -86,18 +86,17 @@ class RDSE(Encoder):
     @staticmethod
     def _build_table(size: int, w: int, seed: int, period: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
-        table = np.empty(period, dtype=np.int64)
-        draws = rng.integers(0, size, size=period)
+        draws = rng.integers(0, size, size=period).tolist()
+        table = [0] * period
+        last = [-size * period] * size  # key that last used each bit
         for j in range(period):
+            b = draws[j]
             # Distinct from the previous w-1 keys, and (near the end) from the first keys it wraps onto.
-            recent = set(table[max(0, j - w + 1):j].tolist())
-            if j + w - 1 >= period:
-                recent.update(table[: j + w - 1 - period + 1].tolist())
-            b = int(draws[j])
-            while b in recent:
+            while last[b] > j - w or (j + w - 1 >= period and b in table[: j + w - period]):
                 b = int(rng.integers(0, size))
             table[j] = b
-        return table
+            last[b] = j
+        return np.asarray(table, dtype=np.int64)
 
     def buckets(self, values) -> np.ndarray:
         """Bucket index (int64) of each value: ``floor(value / resolution)``."""

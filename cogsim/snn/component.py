@@ -1,0 +1,123 @@
+"""The ``snn`` component: a spiking layer in the residual stream (DESIGN §5.3).
+
+The hidden state is normalised and projected to input currents of ``neurons`` spiking neurons, which
+integrate them for ``steps`` steps per token; the spike rate (or the mean membrane) is projected back
+to d_model as the residual delta.
+
+- ``mode: per_token``: every token is its own short spike train (membrane starts at rest at each
+  token; the time axis is the ``steps`` axis).
+- ``mode: sequence``: the membrane is carried across token positions (``steps`` sub-steps per
+  token), making the layer a causal temporal filter over the text: the output at position t
+  depends on tokens ≤ t only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from cogsim.component import Component, Context, Port, Sizes
+from cogsim.snn.lif import Leaky
+from cogsim.snn.surrogate import parse_surrogate
+from cogsim.snn.synaptic import Synaptic
+
+Backend = Literal["auto", "native", "torch", "compile", "parallel", "loop"]
+
+
+@dataclass
+class SNNParams:
+    """YAML parameters of an ``snn`` node."""
+
+    neurons: int = 256  # spiking neurons in the layer
+    steps: int = 4  # spiking steps per token
+    mode: Literal["per_token", "sequence"] = "per_token"
+    neuron: Literal["leaky", "synaptic"] = "leaky"  # first-order LIF or with a synaptic current
+    beta: float = 0.9  # membrane decay (initial value; one per neuron)
+    learn_beta: bool = True
+    alpha: float = 0.8  # synaptic current decay (neuron: synaptic)
+    learn_alpha: bool = True
+    threshold: float = 1.0
+    learn_threshold: bool = False
+    reset: Literal["subtract", "zero", "none"] = "subtract"
+    readout: Literal["rate", "membrane"] = "rate"  # mean spikes or mean membrane over the steps
+    surrogate: str = "atan"  # snntorch surrogate, e.g. "atan(alpha=2)", "fast_sigmoid(slope=25)"
+    fused: bool | Backend = True  # True: fastest exact path; false: per-step loop; or a backend name
+
+    def __post_init__(self) -> None:
+        for name in ("neurons", "steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("beta", "alpha"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not self.threshold > 0:
+            raise ValueError(f"threshold must be positive, got {self.threshold}")
+        try:
+            parse_surrogate(self.surrogate)
+        except ValueError as e:
+            raise ValueError(f"surrogate: {e}") from None
+        if self.fused == "parallel" and self.reset != "none":
+            raise ValueError("fused: 'parallel' (the exact parallel form) needs reset: none")
+
+
+class SNNComponent(Component):
+    """Spiking layer: currents → LIF (or synaptic) neurons → rate/membrane read-out → residual delta."""
+
+    type_name = "snn"
+    Params = SNNParams
+    description = "spiking neurons (snntorch-exact LIF, fused kernels): per-token spike trains or a causal temporal layer"
+
+    @classmethod
+    def ports(cls, params: SNNParams, sizes: Sizes):
+        d = sizes.d_model
+        return ({"x": Port("hidden", d, doc="hidden state in")},
+                {"out": Port("hidden", d, doc="residual delta"),
+                 "rate": Port("signal", doc="mean firing rate of the layer per position [B, T]")})
+
+    def __init__(self, params: SNNParams, sizes: Sizes) -> None:
+        super().__init__(params, sizes)
+        d, n = sizes.d_model, params.neurons
+        self.norm = nn.RMSNorm(d)
+        self.inp = nn.Linear(d, n)
+        self.out = nn.Linear(n, d, bias=False)
+        nn.init.zeros_(self.out.weight)  # the layer starts as the identity of the residual stream
+        common = dict(neurons=n, learn_beta=params.learn_beta, learn_threshold=params.learn_threshold,
+                      reset=params.reset, surrogate=parse_surrogate(params.surrogate), fused=params.fused)
+        if params.neuron == "leaky":
+            self.lif = Leaky(params.beta, params.threshold, **common)
+        else:
+            self.lif = Synaptic(params.alpha, params.beta, params.threshold, learn_alpha=params.learn_alpha, **common)
+
+    def forward(self, inputs: dict, ctx: Context) -> dict[str, torch.Tensor]:
+        x = inputs["x"]
+        b, t, _ = x.shape
+        s, n, p = self.params.steps, self.params.neurons, self.params
+        current = self.inp(self.norm(x)).float()  # neuron dynamics in float32 even under autocast
+        if p.mode == "per_token":  # time = steps, batch = (B, T)
+            drive = current.reshape(1, b * t, n).expand(s, b * t, n)
+        else:  # time = (T, steps), batch = B: the membrane flows along the text
+            drive = current.transpose(0, 1).unsqueeze(1).expand(t, s, b, n).reshape(t * s, b, n)
+        spikes, *_, mem = self.lif(drive)
+        read = spikes if p.readout == "rate" else mem
+        if p.mode == "per_token":
+            read = read.mean(0).view(b, t, n)
+            raster = lambda: spikes.view(s, b, t, n).permute(1, 2, 0, 3)  # noqa: E731
+        else:
+            read = read.view(t, s, b, n).mean(1).transpose(0, 1)
+            raster = lambda: spikes.view(t, s, b, n).permute(2, 0, 1, 3)  # noqa: E731
+        rate = (spikes.mean((0, 2)).view(b, t) if p.mode == "per_token"
+                else spikes.view(t, s, b, n).mean((1, 3)).transpose(0, 1))  # differentiable (surrogate)
+        if ctx.recording:
+            ctx.record("spikes", lambda: raster().to(torch.uint8).contiguous())  # [B, T, steps, neurons]
+            ctx.record("firing_rate", lambda: spikes.detach().float().mean(tuple(range(spikes.dim() - 1))))
+            ctx.record("rate", rate)
+        return {"out": self.out(read.to(x.dtype)), "rate": rate.to(x.dtype)}
+
+    def extra_repr(self) -> str:
+        p = self.params
+        return f"mode={p.mode}, neuron={p.neuron}, neurons={p.neurons}, steps={p.steps}, readout={p.readout}"
+
+
+__all__ = ["SNNComponent", "SNNParams"]

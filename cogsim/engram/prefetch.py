@@ -7,8 +7,9 @@ kernels, so the gather overlaps the layers before the Engram layer); on CUDA the
 is issued on a side stream and an event marks completion, so the forward only waits (on the GPU,
 not the host) if the rows are not there yet. Without a prefetch the forward fetches synchronously.
 
-The staged rows must never be stale: when the table is updated while a fetch is pending or held for
-reuse (cycles, several forwards per step), the updated rows are re-gathered (:meth:`refresh`).
+The staged rows must never be stale: after a table update the rows held from the last forward
+(kept for reuse by later cycles of the same step) are dropped, and the updated rows of a pending
+prefetch are re-gathered (:meth:`RowPrefetcher.refresh`).
 """
 from __future__ import annotations
 
@@ -37,9 +38,11 @@ class FetchedRows:
     event: object = None
 
     def matches(self, ids: torch.Tensor) -> bool:
-        if ids is self.source and ids._version == self.source_version:
-            return True
-        return ids.shape == self.key.shape and torch.equal(ids.to(self.key.device), self.key)
+        return _same_ids(self, ids)
+
+    @property
+    def device(self) -> torch.device:
+        return self.staged.device
 
     def wait(self) -> None:
         """Make the current CUDA stream wait for the staged rows (no-op on CPU)."""
@@ -58,7 +61,7 @@ class RowPrefetcher:
     def __init__(self, table: EngramTable, plan: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self.table, self.plan = table, plan
         self._executor: ThreadPoolExecutor | None = None
-        self._pending: Future | None = None
+        self._pending: _Request | None = None
         self._current: FetchedRows | None = None
         self._streams: dict[torch.device, object] = {}
         self._lock = threading.Lock()
@@ -104,11 +107,15 @@ class RowPrefetcher:
 
     # ---- asynchronous use ----
     def start(self, ids: torch.Tensor, device: torch.device) -> None:
-        """Begin fetching rows for ``ids`` in the background (replaces an unused pending fetch)."""
+        """Begin fetching rows for ``ids`` in the background (replaces an unused pending fetch; a
+        no-op when the rows of these ids are already pending or held)."""
+        device = torch.device(device)
+        for held in (self._pending, self._current):
+            if held is not None and held.device == device and _same_ids(held, ids):
+                return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-prefetch")
         self._drain()
-        device = torch.device(device)
         key, version = ids.detach().clone(), ids._version  # taken now: ids may change after this call
 
         def job() -> FetchedRows:
@@ -116,13 +123,13 @@ class RowPrefetcher:
                 torch.cuda.set_device(device)
             return self.fetch(ids, device, key, version)
 
-        self._pending = self._executor.submit(job)
+        self._pending = _Request(ids, version, key, device, self._executor.submit(job))
 
     def take(self, ids: torch.Tensor, device: torch.device) -> FetchedRows:
         """Rows for ``ids``: the pending prefetch when it matches (waiting for it only if needed),
         the rows of the previous forward when the ids are the same, else a synchronous fetch."""
         if self._pending is not None:
-            fetched = self._pending.result()
+            fetched = self._pending.future.result()
             self._pending = None
             self._current = fetched
             if fetched.matches(ids) and fetched.staged.device == torch.device(device):
@@ -141,20 +148,22 @@ class RowPrefetcher:
     def _drain(self) -> None:
         """Finish a pending fetch (so no gather runs while the table changes)."""
         if self._pending is not None:
-            self._pending.result()
+            self._pending.future.result()
 
     def refresh(self, updated_rows: torch.Tensor) -> None:
-        """Re-gather staged rows that the table update ``updated_rows`` (sorted) just changed."""
+        """After a table update of ``updated_rows`` (sorted): re-gather the changed rows of a pending
+        prefetch, and drop the rows held from the last forward (all of them just changed)."""
         self._drain()
-        held = [self._current] + ([self._pending.result()] if self._pending is not None else [])
-        for fetched in {id(f): f for f in held if f is not None}.values():
+        self._current = None
+        if self._pending is not None:
+            fetched = self._pending.future.result()
             fetched.wait()
             rows = fetched.rows
             updated = updated_rows.to(rows.device)
             pos = torch.searchsorted(updated, rows).clamp_max(max(len(updated) - 1, 0))
             hit = (updated[pos] == rows) if len(updated) else torch.zeros_like(rows, dtype=torch.bool)
             if not bool(hit.any()):
-                continue
+                return
             where = hit.nonzero().squeeze(1)
             fresh = self.table.read(rows[where])
             fetched.staged.index_copy_(0, where.to(fetched.staged.device), fresh.to(fetched.staged.device))
@@ -179,3 +188,21 @@ class RowPrefetcher:
     def __setstate__(self, state):
         self.__init__(state["table"], state["plan"])
         self.stats.update(state["stats"])
+
+
+@dataclass
+class _Request:
+    """A prefetch in flight: the ids it was asked for and its future."""
+
+    source: torch.Tensor
+    source_version: int
+    key: torch.Tensor
+    device: torch.device
+    future: Future
+
+
+def _same_ids(held, ids: torch.Tensor) -> bool:
+    """Whether ``ids`` are the ids ``held`` was fetched for: the same unchanged tensor, or equal values."""
+    if ids is held.source and ids._version == held.source_version:
+        return True
+    return ids.shape == held.key.shape and torch.equal(ids.to(held.key.device), held.key)

@@ -35,6 +35,11 @@ from cogsim.engram.sparse_optim import COUNT, STATE_SLOTS, RowwiseOptimizer
 from cogsim.errors import CogsimError
 
 PLACEMENTS = ("device", "host", "mmap")
+
+
+class TableSizeError(CogsimError, ValueError):
+    """A table that cannot fit where it should live. Also a ValueError, so a model building its
+    nodes reports it located at the node's file and line."""
 _INIT_CHUNK_ELEMS = 1 << 22
 
 
@@ -114,7 +119,7 @@ def check_fits(nbytes: int, placement: str, what: str, *, device: torch.device |
     else:
         where, limit, hint = "free RAM", mem_available(), "use placement: mmap"
     if nbytes > limit:
-        raise CogsimError(f"{what}: {placement} table needs {format_bytes(nbytes)} but only "
+        raise TableSizeError(f"{what}: {placement} table needs {format_bytes(nbytes)} but only "
                           f"{format_bytes(limit)} of {where} is available; lower engram_vocab_size or "
                           f"n_embed_per_ngram, or {hint}")
 

@@ -184,3 +184,46 @@ def test_deepcopy_of_a_host_component_trains_alike():
     twin = copy.deepcopy(model)
     data = batches(2)
     assert train(model, data, prefetch="before") == train(twin, data, prefetch="before")
+
+
+ENGRAM_ARCH = """\
+name: engram_tiny
+model: {d_model: 32, n_heads: 2, seq_len: 16, vocab_size: 300}
+nodes:
+  embed: {type: embedding}
+  block1: {type: block}
+  mem: {type: engram, n_embed_per_ngram: 16, n_head_per_ngram: 2, engram_vocab_size: %s, branches: 2}
+  block2: {type: block}
+  head: {type: lm_head}
+stack: [embed, block1, mem, block2, head]
+"""
+
+
+def test_causal_inside_a_model_built_from_yaml(write_arch):
+    cogsim = pytest.importorskip("cogsim")
+    model = cogsim.build_model(write_arch(ENGRAM_ARCH % "[101, 103]"))
+    mem = model.nodes["mem"]
+    with torch.no_grad():
+        mem.fusion.short_conv.weight.normal_(0, 0.5)
+    model.eval()
+    ids = torch.randint(0, 300, (2, 16))
+    with torch.no_grad():
+        logits = model(ids)
+        for t in (3, 9):
+            later = ids.clone()
+            later[:, t + 1:] = (later[:, t + 1:] + 7) % 300
+            other = model(later)
+            assert torch.equal(logits[:, : t + 1], other[:, : t + 1])
+            assert not torch.equal(logits[:, t + 1:], other[:, t + 1:])
+        _, traces = model.trace(ids)
+    assert traces["mem"]["gate"].shape == (1, 16, 2)
+
+
+def test_impossible_table_in_a_yaml_names_file_line_and_node(write_arch):
+    cogsim = pytest.importorskip("cogsim")
+    path = write_arch(ENGRAM_ARCH % "[1000000000000, 1000000000000]")
+    with pytest.raises(CogsimError) as err:
+        cogsim.build_model(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}:6: node 'mem': engram_vocab_size: device table needs"), message
+    assert "free RAM" in message and "\n" not in message

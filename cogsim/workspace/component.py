@@ -7,7 +7,7 @@ the stream reads the slots back by attention and the result is the residual delt
 
 Per position t (causal: nothing after t is used), with candidates c_{t,m} (m = 1..M):
   ρ_{t,m} = rms(c_{t,m}),  ĉ = c / ρ,  [k; v; g_i; g_f]_{t,m} = W_c ĉ_{t,m}
-  q_{t,j} = Q_j + (W_q rmsnorm(x_t))_j                                    slot queries
+  q_{t,j} = Q_j + W_q rmsnorm(x_t)          slot query + top-down query from the stream
   ℓ_{t,j,m} = (q_{t,j}·k_{t,m}/√d_key + P_{j,m} + λ log ρ_{t,m} + γ s_t [m = target]) / τ
   bid_{t,m} = mean_j softmax_m ℓ_{t,j,m};  winners = top-k_m bid_{t,m}
   α_{t,j,·} = softmax of ℓ_{t,j,·} over the winners only (0 for losers)
@@ -89,7 +89,7 @@ class WorkspaceComponent(Component):
         # the winners' own normalised content
         self.project_values = p.value_proj or ds != d
         self.cand_proj = nn.Linear(d, p.d_key + 2 + (ds if self.project_values else 0), bias=False)
-        self.stream_proj = nn.Linear(d, k * p.d_key + ds, bias=False)  # slot queries, read query
+        self.stream_proj = nn.Linear(d, p.d_key + ds, bias=False)  # top-down query, read query
         self.slot_query = nn.Parameter(torch.randn(k, p.d_key) * 0.5)
         self.preference = nn.Parameter(torch.zeros(k, p.max_candidates))  # P[j, m]
         self.gate_bias = nn.Parameter(torch.tensor([p.input_bias, p.forget_bias]).repeat(k, 1))
@@ -169,26 +169,28 @@ class WorkspaceComponent(Component):
             raise CogsimError(f"workspace: {m} candidates; expected 1 to max_candidates ({p.max_candidates})")
         b_, t_ = x.shape[:2]
 
-        c = torch.stack(cands, 2)  # [B, T, M, D]
-        ms = c.pow(2).mean(-1, keepdim=True) + 1e-6
-        c_hat = c * ms.rsqrt()
-        proj = self.cand_proj(c_hat)
-        key, gates = proj[..., : p.d_key], proj[..., p.d_key: p.d_key + 2]
-        value = proj[..., p.d_key + 2:] if self.project_values else c_hat
+        # 1/ρ of each candidate is folded into the small logits and write weights, so the
+        # [B, T, M, D] candidates are only read (norm, projection), never rescaled or stacked
+        rms = torch.stack([torch.linalg.vector_norm(c, dim=-1) for c in cands], -1)
+        rms = (rms.square() / x.shape[-1] + 1e-6).sqrt()  # ρ [B, T, M]
+        proj = torch.stack([self.cand_proj(c) for c in cands], 2)  # W_c c = ρ · W_c ĉ
+        key, payload = proj[..., : p.d_key], proj[..., p.d_key:]  # payload: gate logits, values
+        if not self.project_values:
+            payload = torch.cat([payload, torch.stack(cands, 2)], -1)
         sq = self.stream_proj(F.rms_norm(x, x.shape[-1:]))
-        query = sq[..., : k * p.d_key].unflatten(-1, (k, p.d_key)) + self.slot_query  # [B, T, K, dk]
-        read_q = sq[..., k * p.d_key:]
-
-        logits = query @ key.transpose(-1, -2) / math.sqrt(p.d_key)  # [B, T, K, M]
-        bias = self.preference[:, :m] + 0.5 * p.magnitude_gain * ms.squeeze(-1).log()[..., None, :]
+        top_down, read_q = sq[..., : p.d_key], sq[..., p.d_key:]
+        # q_{t,j}·k = Q_j·k + top_down_t·k: one [B·T·M, dk] × [dk, K] product, no tiny batched ones
+        scores = (key @ self.slot_query.t()).transpose(-1, -2) + (key * top_down[..., None, :]).sum(-1)[..., None, :]
+        logits = scores / (math.sqrt(p.d_key) * rms[..., None, :])  # [B, T, K, M]
+        bias = self.preference[:, :m] + p.magnitude_gain * rms.log()[..., None, :]
         bid_bias, gate_bias = self._salience(sal, m, x)
         if bid_bias is not None:
             bias = bias + bid_bias[..., None, :]
         comp = compete((logits + bias) / p.temperature, p.top_k, p.straight_through)
 
-        written = comp.write @ torch.cat([value, gates], -1)  # [B, T, K, ds + 2]
-        content, gate = written.split([ds, 2], -1)
-        gate = gate + self.gate_bias
+        # Σ_m α/ρ [g_i, g_f, v](c_m) = Σ_m α [g_i, g_f, v](ĉ_m): [B, T, K, 2 + ds]
+        written = (comp.write / rms[..., None, :]) @ payload
+        gate, content = written[..., :2] + self.gate_bias, written[..., 2:]
         gi, gf = gate.unbind(-1)  # [B, T, K]
         if gate_bias is not None:
             gi = gi + gate_bias[..., None]

@@ -54,27 +54,30 @@ def linear_scan(log_a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = 
     h0 = None if h0 is None else h0.to(work)
     scale = None if scale is None else scale.to(work)
     n, t, d = b.shape
-    if t <= chunk:
-        L, cum = _decay_matrix(log_a)
-        h = (L if scale is None else L * scale[:, None, :]) @ b
-        if h0 is not None:
-            h = h + cum.exp()[..., None] * h0[:, None, :]
-        return h.to(dtype)
-    pad = (-t) % chunk
+    c = min(chunk, t)
+    pad = (-t) % c
     if pad:  # padded steps decay by 1 and add 0; they come after every real position
         log_a = torch.nn.functional.pad(log_a, (0, pad))
         b = torch.nn.functional.pad(b, (0, 0, 0, pad))
         scale = None if scale is None else torch.nn.functional.pad(scale, (0, pad))
-    nc = (t + pad) // chunk
-    L, cum = _decay_matrix(log_a.view(n, nc, chunk))
+    nc = (t + pad) // c
+    L, cum = _decay_matrix(log_a.view(n, nc, c))
     if scale is not None:
-        L = L * scale.view(n, nc, 1, chunk)
-    local = L @ b.view(n, nc, chunk, d)  # each chunk started from zero
-    # chunk end states S_c = exp(Λ_c) S_{c-1} + local_end_c: the same problem, T/chunk long
-    ends = linear_scan(cum[..., -1], local[:, :, -1], h0, chunk)
-    start = torch.cat([torch.zeros_like(ends[:, :1]) if h0 is None else h0[:, None], ends[:, :-1]], 1)
-    h = local + cum.exp()[..., None] * start[:, :, None, :]
-    return h.reshape(n, nc * chunk, d)[:, :t].to(dtype)
+        L = L * scale.view(n, nc, 1, c)
+    bc = b.reshape(n, nc, c, d)
+    if nc == 1:
+        start = None if h0 is None else h0[:, None, None, :]
+    else:
+        # chunk end states S_c = exp(Λ_c) S_{c-1} + (L @ b)_last: the same problem, T/chunk long
+        ends = linear_scan(cum[..., -1], (L[..., -1:, :] @ bc).squeeze(2), h0, chunk)
+        first = torch.zeros_like(ends[:, :1]) if h0 is None else h0[:, None]
+        start = torch.cat([first, ends[:, :-1]], 1)[:, :, None, :]  # state entering each chunk
+    if start is None:
+        h = L @ bc
+    else:  # the carried-in state is one more column of the decay matrix: a single product
+        h = torch.cat([cum.exp()[..., None], L], -1) @ torch.cat([start, bc], 2)
+    h = h.view(n, nc * c, d)
+    return (h[:, :t] if pad else h).to(dtype)
 
 
 __all__ = ["linear_scan", "linear_scan_loop", "DEFAULT_CHUNK"]

@@ -24,6 +24,8 @@ own periods); :func:`likelihood_series` computes the same numbers for a whole re
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -128,15 +130,21 @@ def likelihood_series(raw, values, learning_period: int = 288, estimation_sample
         return out
     avg = moving_average(raw, averaging_window)
     times = np.arange(prob, n)
-    est = times[(times == prob) | (times % reestimation_period == 0)]
-    est = np.unique(est)
-    w = min(historic_window_size, int(est[-1])) if est[-1] > 0 else 1
-    # One row per estimation: the W records before it (absent ones marked with a negative index).
-    rec = est[:, None] - w + np.arange(w)
-    safe = np.clip(rec, 0, n - 1)
-    mean_e, std_e, _ = _estimate(np.where(rec >= 0, raw[safe], 0.0), np.where(rec >= 0, values[safe], 0.0),
-                                 rec, est, historic_window_size, np.full(len(est), learning_period),
-                                 averaging_window)
+    est = np.unique(times[(times == prob) | (times % reestimation_period == 0)])
+    mean_e, std_e = np.empty(len(est)), np.empty(len(est))
+    for k, te in enumerate(est.tolist()):  # one fit per re-estimation, not per row
+        ws = max(0, te - historic_window_size)
+        first = ws + int(skip_records(te, historic_window_size, learning_period))
+        fit_avg = avg[first:te]
+        if ws > 0 and first < ws + averaging_window - 1:
+            # The moving average restarts at the start of the historic window (as in NuPIC).
+            head = np.cumsum(raw[ws:ws + averaging_window - 1]) / np.arange(1, averaging_window)
+            fit_avg = np.concatenate([head[first - ws:], avg[ws + averaging_window - 1:te]])
+        if te == 0 or len(fit_avg) == 0 or np.var(values[first:te]) < FLAT_METRIC_VARIANCE:
+            mean_e[k], std_e[k] = NULL_MEAN, NULL_STDEV
+        else:
+            mean_e[k] = max(float(np.mean(fit_avg)), MIN_MEAN)
+            std_e[k] = math.sqrt(max(float(np.var(fit_avg)), MIN_VARIANCE))
     seg = np.searchsorted(est, times, side="right") - 1
     mean_t, std_t = mean_e[seg], std_e[seg]
     tail = tail_probability(avg[prob:], mean_t, std_t)

@@ -1,0 +1,171 @@
+"""The ``snn`` component: ports, parameter errors, causality of sequence mode, per-token locality,
+training, traces only while recording, and use inside a model built from YAML."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import cogsim
+from cogsim.component import Context, Sizes
+from cogsim.errors import SpecError
+from cogsim.snn.component import SNNComponent, SNNParams
+from cogsim.trace import Recorder
+
+SIZES = Sizes(d_model=16, n_heads=2, seq_len=12, vocab_size=50)
+
+
+def _component(**params) -> SNNComponent:
+    comp = SNNComponent(SNNParams(**params), SIZES)
+    torch.nn.init.normal_(comp.out.weight, std=0.2)  # the zero init would hide everything downstream
+    return comp
+
+
+def _x(b=2, t=12, seed=0):
+    return torch.randn(b, t, SIZES.d_model, generator=torch.Generator().manual_seed(seed))
+
+
+def test_ports_and_shapes():
+    inputs, outputs = SNNComponent.ports(SNNParams(), SIZES)
+    assert inputs["x"].kind == "hidden" and inputs["x"].size == 16
+    assert outputs["out"].size == 16 and outputs["rate"].kind == "signal"
+    out = _component(neurons=24, steps=3)({"x": _x()}, Context())
+    assert out["out"].shape == (2, 12, 16) and out["rate"].shape == (2, 12)
+    assert ((out["rate"] >= 0) & (out["rate"] <= 1)).all()
+
+
+def test_starts_as_identity_of_the_residual_stream():
+    comp = SNNComponent(SNNParams(), SIZES)
+    assert torch.count_nonzero(comp({"x": _x()}, Context())["out"]) == 0
+
+
+@pytest.mark.parametrize("neuron", ["leaky", "synaptic"])
+@pytest.mark.parametrize("readout", ["rate", "membrane"])
+def test_sequence_mode_is_causal(neuron, readout):
+    comp = _component(mode="sequence", neuron=neuron, readout=readout, steps=2, neurons=32, beta=0.95)
+    x = _x()
+    changed = x.clone()
+    changed[:, 7:] = torch.randn(2, 5, 16)
+    with torch.no_grad():
+        a, b = comp({"x": x}, Context())["out"], comp({"x": changed}, Context())["out"]
+    assert torch.equal(a[:, :7], b[:, :7])
+    assert not torch.allclose(a[:, 7:], b[:, 7:])
+
+
+def test_sequence_mode_carries_state_and_per_token_does_not():
+    """Changing token 3 changes later outputs only when the membrane flows along the text."""
+    x = _x()
+    changed = x.clone()
+    changed[:, 3] += 3.0
+    for mode, later_changes in (("sequence", True), ("per_token", False)):
+        comp = _component(mode=mode, readout="membrane", neurons=32, beta=0.95)
+        with torch.no_grad():
+            a, b = comp({"x": x}, Context())["out"], comp({"x": changed}, Context())["out"]
+        assert torch.equal(a[:, :3], b[:, :3])
+        assert not torch.allclose(a[:, 3], b[:, 3])
+        assert (not torch.allclose(a[:, 4:], b[:, 4:])) == later_changes, mode
+
+
+@pytest.mark.parametrize("mode", ["per_token", "sequence"])
+def test_paths_agree_inside_the_component(mode):
+    x = _x()
+    outs = []
+    for fused in ("native", "torch", "loop"):
+        torch.manual_seed(0)
+        comp = _component(mode=mode, fused=fused, neurons=20, steps=3)
+        outs.append(comp({"x": x}, Context())["out"])
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
+
+
+@pytest.mark.parametrize("mode,neuron", [("per_token", "leaky"), ("sequence", "leaky"), ("sequence", "synaptic")])
+def test_component_trains(mode, neuron):
+    """Loss falls on a small causal regression: predict a leaky running mean of a feature."""
+    torch.manual_seed(0)
+    comp = SNNComponent(SNNParams(mode=mode, neuron=neuron, neurons=64, steps=2), SIZES)
+    x = _x(8, 12, seed=1)
+    if mode == "sequence":  # needs memory of earlier positions
+        target = torch.zeros_like(x[..., :4])
+        for t in range(12):
+            target[:, t] = 0.7 * (target[:, t - 1] if t else 0) + x[:, t, :4]
+    else:  # a pointwise non-linear map
+        target = torch.relu(x[..., :4]) - 0.5
+    opt = torch.optim.Adam(comp.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        pred = comp({"x": x}, Context())["out"][..., :4]
+        loss = (pred - target).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0], losses[::8]
+    assert comp.lif.beta.grad is not None and comp.inp.weight.grad.abs().sum() > 0
+
+
+def test_traces_only_while_recording():
+    comp = _component(neurons=24, steps=3, mode="sequence")
+    calls = []
+
+    class Spy(Recorder):
+        def add(self, node, name, value, cycle=0):
+            calls.append(name)
+            super().add(node, name, value, cycle)
+
+    comp({"x": _x()}, Context(recorder=Spy(nodes=["other"]), node="snn"))
+    assert calls == []
+    rec = Recorder(max_units=8)
+    comp({"x": _x()}, Context(recorder=rec, node="snn"))
+    traces = rec.traces["snn"]
+    assert traces["spikes"].dtype == torch.uint8 and traces["spikes"].shape == (1, 12, 3, 8)
+    assert set(traces["spikes"].unique().tolist()) <= {0, 1}
+    assert traces["firing_rate"].shape == (24,) and traces["rate"].shape == (1, 12)
+    assert torch.allclose(traces["rate"][0], traces["spikes"][0].float().mean((1, 2)), atol=0.5)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("neurons", 0, "neurons must be at least 1"),
+    ("beta", 1.5, "beta must be in"),
+    ("threshold", 0.0, "threshold must be positive"),
+    ("surrogate", "arctan", "surrogate: unknown surrogate 'arctan'"),
+    ("surrogate", "atan(alpha=x)", "not a number"),
+])
+def test_bad_params_are_rejected(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        SNNParams(**{field: value})
+
+
+def test_yaml_errors_name_file_and_line(write_arch):
+    path = write_arch("""\
+name: t
+model: {d_model: 16, n_heads: 2, seq_len: 8, vocab_size: 300}
+nodes:
+  embed: {type: embedding}
+  snn:
+    type: snn
+    mode: sideways
+  head: {type: lm_head}
+stack: [embed, snn, head]
+""")
+    with pytest.raises(SpecError, match=r"arch.yaml:7: .*mode"):
+        cogsim.build_model(path)
+
+
+def test_in_a_model_from_yaml(write_arch):
+    path = write_arch("""\
+name: t
+model: {d_model: 16, n_heads: 2, seq_len: 10, vocab_size: 300}
+nodes:
+  embed: {type: embedding}
+  block: {type: block}
+  snn: {type: snn, neurons: 32, steps: 2, mode: sequence, surrogate: "fast_sigmoid(slope=10)"}
+  head: {type: lm_head}
+stack: [embed, block, snn, head]
+""")
+    model = cogsim.build_model(path)
+    ids = torch.randint(0, 300, (2, 10))
+    logits = model(ids)
+    assert logits.shape == (2, 10, 300)
+    logits.float().logsumexp(-1).mean().backward()
+    snn = dict(model.components())["snn"]
+    assert snn.out.weight.grad.abs().sum() > 0
+    _, traces = model.trace(ids)
+    assert traces["snn"]["spikes"].shape[-2:] == (2, 32)

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextCo
 from rich.table import Table
 
 from cogsim.commands.common import add_spec_arguments, console, human_count
+from cogsim.graph.build import build_plan
 from cogsim.graph.spec import read_spec
 from cogsim.train.trainer import Progress, Trainer
 
@@ -80,6 +81,7 @@ def summary_table(summary: dict) -> Table:
 
 def run(args: argparse.Namespace) -> int:
     spec = read_spec(args.arch, overrides_from(args))
+    build_plan(spec)  # every mistake in the file is reported before any data is read
     out = Path(args.out or Path("runs") / f"{spec.name}-{dt.datetime.now():%Y%m%d-%H%M%S}")
     progress, _ = _progress(args.quiet)
     trainer = Trainer(spec, out, device=args.device, resume=args.resume, progress=progress)

@@ -168,7 +168,7 @@ class Trainer:
             logits = self.model(x)
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         if not torch.isfinite(loss):
-            self._diverged(f"loss became {float(loss)}")
+            self._diverged(f"loss became {float(loss.detach())}")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.s.grad_clip > 0:

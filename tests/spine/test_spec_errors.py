@@ -126,14 +126,23 @@ def test_entry_point_components_are_found(monkeypatch):
     assert reg.get("sized_ep") is Sized
 
 
-def test_cli_prints_one_line_and_exits_2(write_arch):
+def test_cli_prints_one_line_and_exits_2(write_arch, capsys):
+    from cogsim.cli import main
+
     path = write_arch(HEADER + NODES.replace("type: block}", "type: blok}", 1) + STACK)
     for command in ("check", "graph", "run"):
-        proc = subprocess.run([sys.executable, "-m", "cogsim", command, str(path)], capture_output=True, text=True)
-        assert proc.returncode == 2, proc.stderr
-        assert "Traceback" not in proc.stderr
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and f"{path}:4:" in lines[0] and "unknown type 'blok'" in lines[0], proc.stderr
+        assert main([command, str(path)]) == 2
+        err = capsys.readouterr().err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and f"{path}:4:" in lines[0] and "unknown type 'blok'" in lines[0], err
+
+
+def test_python_m_cogsim_exits_2_without_traceback(write_arch):
+    path = write_arch("")
+    proc = subprocess.run([sys.executable, "-m", "cogsim", "check", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+    assert "the file is empty" in proc.stderr
 
 
 def test_set_override_is_validated(tiny_arch):

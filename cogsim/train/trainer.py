@@ -41,7 +41,8 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _adamw(model: CognitiveModel, s) -> torch.optim.AdamW:
+def make_optimizer(model: CognitiveModel, s) -> torch.optim.AdamW:
+    """AdamW over dense parameters (no decay on vectors); sparse tables are left to components."""
     sparse = model.sparse_parameters()
     decay, no_decay = [], []
     for _, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
@@ -102,7 +103,7 @@ class Trainer:
         self.model = CognitiveModel(self.plan).to(self.dev)
         self.model.attach_run_dir(self.run_dir)
         self.model.attach_tokenizer(self.data.tokenizer)
-        self.opt = _adamw(self.model, self.s)
+        self.opt = make_optimizer(self.model, self.s)
         self.sampler = WindowSampler(self.data.train, self.seq_len, self.s.batch_size, self.s.seed)
         self.val = validation_windows(self.data.val, self.seq_len, self.s.eval_batches * self.s.batch_size)
         self.step, self.history = 0, []

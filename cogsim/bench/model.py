@@ -1,0 +1,130 @@
+"""``cogsim bench model ARCH``: training and inference tokens/s of an architecture against the plain
+transformer of the same sizes (and, if it has one, the architecture without its workspace), all
+measured in the same run with interleaved timing."""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from rich.table import Table
+
+from cogsim.bench.common import add_csv_argument, append_csv, sync
+from cogsim.commands.common import console, human_count
+from cogsim.graph.ablate import plain_transformer, remove_nodes
+from cogsim.graph.build import build_plan
+from cogsim.graph.spec import ArchSpec, read_spec
+from cogsim.model import CognitiveModel
+from cogsim.train.trainer import make_optimizer, resolve_device
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("arch", help="architecture YAML file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--seq-len", type=int, default=None, help="default: the file's model.seq_len")
+    parser.add_argument("--repeat", type=int, default=7, help="timed rounds per variant (median reported)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--without", action="append", default=[], metavar="NODE",
+                        help="also measure the architecture without NODE (repeatable); a workspace node is "
+                             "added automatically")
+    add_csv_argument(parser, "model.csv")
+
+
+class Subject:
+    """One model variant with its optimizer, ready to time a training step and an inference pass."""
+
+    def __init__(self, label: str, spec: ArchSpec, device: torch.device, batch: int, seq_len: int) -> None:
+        torch.manual_seed(0)
+        self.label, self.device = label, device
+        self.model = CognitiveModel(build_plan(spec)).to(device)
+        self.opt = make_optimizer(self.model, spec.train)
+        vocab = spec.model.vocab_size
+        gen = torch.Generator().manual_seed(1)
+        self.ids = torch.randint(0, vocab, (batch, seq_len + 1), generator=gen).to(device)
+        self.tokens = batch * seq_len
+        self.params = sum(p.numel() for p in self.model.parameters())
+        self.autocast = device.type == "cuda"
+
+    def train_step(self) -> None:
+        self.model.train()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            logits = self.model(self.ids[:, :-1])
+        loss = F.cross_entropy(logits.float().flatten(0, 1), self.ids[:, 1:].flatten())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        for _, comp in self.model.components():
+            comp.sparse_step(1e-3)
+
+    @torch.no_grad()
+    def infer(self) -> None:
+        self.model.eval()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            self.model(self.ids[:, :-1])
+
+
+def interleaved(subjects: list[Subject], what: str, repeat: int) -> dict[str, float]:
+    """Median seconds per call of ``what`` for each subject, rounds interleaved across subjects."""
+    times: dict[str, list[float]] = {s.label: [] for s in subjects}
+    for s in subjects:  # warm-up
+        getattr(s, what)()
+    for _ in range(repeat):
+        for s in subjects:
+            sync(s.device)
+            t0 = time.perf_counter()
+            getattr(s, what)()
+            sync(s.device)
+            times[s.label].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def variants(spec: ArchSpec, without: list[str]) -> list[tuple[str, ArchSpec]]:
+    out = [(spec.name, spec)]
+    workspaces = [n for n, s in spec.nodes.items() if s.type == "workspace"]
+    for name in dict.fromkeys(without + workspaces):
+        out.append((f"without {name}", remove_nodes(spec, [name])))
+    plain = plain_transformer(spec)
+    if plain.nodes.keys() != spec.nodes.keys():
+        out.append(("plain transformer", plain))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides) + ([f"model.seq_len={args.seq_len}"] if args.seq_len else [])
+    spec = read_spec(args.arch, overrides)
+    device = resolve_device(args.device)
+    seq_len = spec.model.seq_len
+    subjects = [Subject(label, s, device, args.batch_size, seq_len) for label, s in variants(spec, args.without)]
+    con = console()
+    con.print(f"bench model: {spec.name}, batch {args.batch_size} × {seq_len} tokens on {device}, "
+              f"{args.repeat} interleaved rounds")
+    train = interleaved(subjects, "train_step", args.repeat)
+    infer = interleaved(subjects, "infer", args.repeat)
+    base = subjects[-1].label
+    table = Table(title=f"tokens/s (ratio = step time / {base}'s step time, same run)")
+    for col in ("variant", "params", "train tok/s", "train ms", "train ratio", "infer tok/s", "infer ratio"):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    rows = []
+    for s in subjects:
+        row = {"bench": "model", "arch": spec.name, "variant": s.label, "device": str(device),
+               "batch": args.batch_size, "seq_len": seq_len, "params": s.params,
+               "train_ms": train[s.label] * 1e3, "train_tokens_per_s": s.tokens / train[s.label],
+               "baseline": base, "train_ratio": train[s.label] / train[base],
+               "infer_ms": infer[s.label] * 1e3, "infer_tokens_per_s": s.tokens / infer[s.label],
+               "infer_ratio": infer[s.label] / infer[base]}
+        rows.append(row)
+        table.add_row(s.label, human_count(s.params), f"{row['train_tokens_per_s']:,.0f}", f"{row['train_ms']:.1f}",
+                      f"{train[s.label] / train[base]:.2f}×", f"{row['infer_tokens_per_s']:,.0f}",
+                      f"{infer[s.label] / infer[base]:.2f}×")
+    con.print(table)
+    for label in train:
+        if label.startswith("without "):
+            share = 1 - train[label] / train[spec.name]
+            con.print(f"{label[8:]} costs {share:.1%} of {spec.name}'s training step time")
+            rows[0][f"share_of_step_{label[8:]}"] = share  # e.g. share_of_step_workspace
+    path = append_csv(args.csv, rows)
+    con.print(f"appended to {path}")
+    return 0

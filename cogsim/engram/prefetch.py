@@ -49,8 +49,9 @@ class FetchedRows:
         if self.event is not None:
             stream = torch.cuda.current_stream(self.staged.device)
             stream.wait_event(self.event)
-            for t in (self.staged, self.inverse):
-                t.record_stream(stream)
+            for t in (self.staged, self.inverse, self.rows):
+                if t.is_cuda:
+                    t.record_stream(stream)
             self.event = None
 
 
@@ -69,20 +70,28 @@ class RowPrefetcher:
 
     # ---- one fetch ----
     def fetch(self, ids: torch.Tensor, device: torch.device, key: torch.Tensor | None = None,
-              version: int | None = None) -> FetchedRows:
-        """Hash, deduplicate and gather the rows for ``ids`` (runs in the caller's thread)."""
+              version: int | None = None, ready=None) -> FetchedRows:
+        """Hash, deduplicate and gather the rows for ``ids`` (runs in the caller's thread). CUDA:
+        the work goes to a side stream that first waits for ``ready`` (an event recorded after
+        ``key`` was made), or for the caller's current stream when no event is given."""
         device = torch.device(device)
         key = ids.detach().clone() if key is None else key
         version = ids._version if version is None else version
         side = self._side_stream(device)
         if side is not None:
+            if ready is not None:
+                side.wait_event(ready)
+            else:
+                side.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(side):
                 return self._fetch(ids, key, version, device, side)
         return self._fetch(ids, key, version, device, None)
 
     def _fetch(self, ids, key, version, device: torch.device, side) -> FetchedRows:
         table_device = self.table.device
-        index = self.plan(key.to(table_device, non_blocking=True))  # [B, T, H]
+        # host → device copies may be asynchronous; a device → host copy must not be (it would
+        # return before the values land)
+        index = self.plan(key.to(table_device, non_blocking=key.device.type == "cpu"))  # [B, T, H]
         rows, inverse = torch.unique(index.flatten(), sorted=True, return_inverse=True)
         pin = side is not None and table_device.type == "cpu"
         staging = self.table.read(rows, out=torch.empty(len(rows), self.table.dim, pin_memory=pin))
@@ -117,11 +126,15 @@ class RowPrefetcher:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-prefetch")
         self._drain()
         key, version = ids.detach().clone(), ids._version  # taken now: ids may change after this call
+        ready = None
+        if key.is_cuda:  # the clone is queued on this thread's stream: the side stream waits for it
+            ready = torch.cuda.Event()
+            ready.record(torch.cuda.current_stream(key.device))
 
         def job() -> FetchedRows:
             if device.type == "cuda":
                 torch.cuda.set_device(device)
-            return self.fetch(ids, device, key, version)
+            return self.fetch(ids, device, key, version, ready)
 
         self._pending = _Request(ids, version, key, device, self._executor.submit(job))
 

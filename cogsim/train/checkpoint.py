@@ -80,3 +80,14 @@ def load(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]
         return load_file(str(folder / "model.safetensors")), load_file(str(folder / "optimizer.safetensors")), record
     except (OSError, ValueError) as e:
         raise CogsimError(f"{folder}: unreadable checkpoint ({e})") from None
+
+
+def restore_model(model: torch.nn.Module, model_state: dict[str, torch.Tensor],
+                  extra: dict[str, torch.Tensor]) -> None:
+    """Load weights, non-parameter state and each component's sparse state into ``model``."""
+    model.load_state_dict(model_state)
+    for name, comp in model.components():
+        prefix = f"sparse.{name}."
+        part = {k[len(prefix):]: v for k, v in extra.items() if k.startswith(prefix)}
+        if part:
+            comp.load_sparse_state_dict(part)

@@ -124,13 +124,8 @@ class Trainer:
         if json.dumps(saved, sort_keys=True, default=str) != json.dumps(now, sort_keys=True, default=str):
             raise CogsimError(f"--resume: the architecture or settings differ from the run saved in {self.run_dir}"
                               " (only train.steps may change)")
-        self.model.load_state_dict(model_state)
+        checkpoint.restore_model(self.model, model_state, extra)
         checkpoint.load_optimizer_tensors(self.opt, extra)
-        for name, comp in self.model.components():
-            prefix = f"sparse.{name}."
-            part = {k[len(prefix):]: v for k, v in extra.items() if k.startswith(prefix)}
-            if part:
-                comp.load_sparse_state_dict(part)
         torch.set_rng_state(extra["rng.torch"])
         self.sampler.load_state(extra["rng.sampler"])
         self.step, self.history = record["step"], record.get("history", [])

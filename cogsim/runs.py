@@ -1,0 +1,54 @@
+"""Reading a run folder back: the spec, the trained model, the tokenizer and the metrics."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from cogsim.data.tokenizer import token_bytes
+from cogsim.errors import CogsimError
+from cogsim.graph.build import build_plan
+from cogsim.graph.spec import ArchSpec, parse_spec
+from cogsim.graph.yamlio import load_yaml
+from cogsim.model import CognitiveModel
+from cogsim.train import checkpoint
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    spec: ArchSpec
+    model: CognitiveModel
+    tokenizer: Tokenizer
+    token_bytes: np.ndarray
+    step: int
+
+    def metrics(self) -> list[dict]:
+        path = self.run_dir / "metrics.jsonl"
+        return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+
+    def summary(self) -> dict:
+        path = self.run_dir / "summary.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
+    """Rebuild the model of a run folder from its config, tokenizer and checkpoint (weights only)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise CogsimError(f"{run_dir}: not a run folder (no config.yaml)")
+    folder = checkpoint.find(run_dir)
+    if folder is None:
+        raise CogsimError(f"{run_dir}: no checkpoint in this run folder")
+    spec = parse_spec(load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
+    tokenizer = Tokenizer.from_file(str(run_dir / "tokenizer.json"))
+    model_state, extra, record = checkpoint.load(folder)
+    model = CognitiveModel(build_plan(spec, vocab_size=tokenizer.get_vocab_size()))
+    model.attach_run_dir(run_dir)
+    model.attach_tokenizer(tokenizer)
+    checkpoint.restore_model(model, model_state, extra)
+    return LoadedRun(run_dir, spec, model.to(device).eval(), tokenizer, token_bytes(tokenizer), record["step"])

@@ -5,14 +5,15 @@ before the sequence start) is multiplied by an odd per-layer multiplier m_k in w
 the products are XOR-ed over k < n, and each of the order's heads takes the result modulo its own
 prime table size. ``hash`` returns {L: LongTensor [B, T, (N-1)·heads]}, orders then heads.
 
-Speed: the floor modulo by per-head primes is the whole cost. Hardware 64-bit division is slow and
-not vectorised, so for primes >= 2**14 the quotient is estimated in float64 (biased to be exact or
-one too small), the remainder is formed in wrapping int64 and corrected with one conditional
-subtraction; the module docstring of ``_floor_mod_by_primes`` gives the error bound. Smaller primes
-use ``torch.remainder`` (exact, Python sign rules).
+Speed: the floor modulo by per-head primes is nearly all the cost, and 64-bit integer division is
+slow and scalar on CPUs. For primes in [2**14, 2**30] the CPU path (``_floor_mod_fast``) estimates
+the quotient in float64, forms the remainder in wrapping int32 lanes and fixes it with one
+conditional add: six vectorised passes over [B, T, heads] per chunk, no division. Other primes and
+other devices use ``torch.remainder`` on int64 (exact, Python sign rules).
 """
 from __future__ import annotations
 
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -23,9 +24,11 @@ from cogsim.errors import CogsimError
 
 #: Seeds of consecutive layers are this far apart (the demo's PRIME_1).
 LAYER_SEED_STRIDE = 10007
-#: Smallest prime for which the float64 quotient estimate is provably within the correction range.
-FAST_MOD_MIN_PRIME = 1 << 14
-_BIAS = float(1 << 50)  # shifts quotients positive so float→int truncation is a floor
+#: Primes the float64-quotient path handles exactly (see ``_floor_mod_fast``).
+FAST_MOD_MIN_PRIME, FAST_MOD_MAX_PRIME = 1 << 14, 1 << 30
+#: Adding 1.5·2**52 rounds a double of magnitude < 2**51 to an integer that sits in its low mantissa
+#: bits; the constant's own low 32 bits are zero, so the low word of the sum is the integer mod 2**32.
+_MAGIC = 1.5 * 2.0**52
 
 
 def layer_multipliers(seed: int, layer_id: int, max_ngram_size: int, compressed_vocab_size: int) -> np.ndarray:
@@ -35,23 +38,42 @@ def layer_multipliers(seed: int, layer_id: int, max_ngram_size: int, compressed_
     return rng.integers(0, half_bound, size=max_ngram_size, dtype=np.int64) * 2 + 1
 
 
-def _floor_mod_by_primes(mix: torch.Tensor, primes: torch.Tensor, inv_primes: torch.Tensor,
-                         biased_primes: torch.Tensor) -> torch.Tensor:
-    """``mix[..., None] mod primes`` (floor modulo, result in [0, p)) for primes >= 2**14.
+class _FastConstants:
+    """Per-device constants of the fast path, shaped [L, 1, N-1, heads(·2)] to broadcast over positions."""
 
-    With |mix| <= 2**63 and p >= 2**14 the quotient Q = mix/p has |Q| <= 2**49. Three roundings
-    (mix→double, 1/p, the product) leave |y - Q| <= 3·2**-53·2**49 < 0.19; adding 2**50 - 0.5 rounds
-    by at most 0.125 (ulp 0.25 below 2**51). So z = y + 2**50 - 0.5 lies within
-    [Q + 2**50 - 0.82, Q + 2**50 - 0.18] and trunc(z) - 2**50 is floor(Q) or floor(Q) - 1: the
-    remainder mix - q·p, exact in wrapping int64, lies in [0, 2p) and one conditional subtraction
-    finishes. ``biased_primes`` is 2**50·p (wrapped), so r = mix + 2**50·p - trunc(z)·p.
+    def __init__(self, primes: np.ndarray, device: torch.device):
+        layers, orders, heads = primes.shape
+        shape = (layers, 1, orders, heads)
+        self.inv_primes = torch.from_numpy(1.0 / primes.astype(np.float64)).view(shape).to(device)
+        self.magic = torch.full((1, 1, orders, heads), _MAGIC, dtype=torch.float64, device=device)
+        # int32 lane pairs of one int64: (low word, high word) on little-endian machines
+        pairs = np.stack([primes, np.ones_like(primes)], axis=-1).astype(np.int32)
+        self.prime_pairs = torch.from_numpy(pairs).view(layers, 1, orders, 2 * heads).to(device)
+        self.shift_pairs = torch.tensor([31, 0] * heads, dtype=torch.int32, device=device)
+
+
+def _floor_mod_fast(mix: torch.Tensor, out: torch.Tensor, c: _FastConstants, work: torch.Tensor,
+                    mask: torch.Tensor) -> None:
+    """``out[l, t, o, h] = mix[l, t, o] mod p[l, o, h]`` (floor modulo) for primes in [2**14, 2**30].
+
+    Quotient: with |mix| <= 2**63 and p >= 2**14, |mix/p| <= 2**49; three roundings (mix → double,
+    1/p, the product) leave an error below 3·2**-53·2**49 < 0.19, so adding the magic constant rounds
+    to q ∈ {floor(mix/p), floor(mix/p) + 1}, whose low 32 bits are the low word of the double.
+    Remainder: r = mix - q·p lies in [-p, p) and fits int32 (p <= 2**30), so it is exact from the low
+    words alone in wrapping int32: r = lo(mix) - lo(q)·p. Correction: the low lane adds p where r < 0
+    (sign mask r >> 31); the high lane, shifted by 0 and multiplied by 1, cancels to zero, so each
+    int64 of ``out`` ends up holding r zero-extended. ``work`` is float64 and ``mask`` int32 scratch.
     """
-    z = torch.addcmul(torch.tensor(_BIAS - 0.5, dtype=torch.float64, device=mix.device),
-                      mix.to(torch.float64).unsqueeze(-1), inv_primes)
-    r = torch.addcmul(mix.unsqueeze(-1) + biased_primes, z.to(torch.int64), primes, value=-1)
-    r -= primes
-    r += torch.bitwise_and(r >> 63, primes)  # add p back where the subtraction went negative
-    return r
+    layers, length, orders, heads = out.shape
+    z = work[:, :length]
+    z.copy_(mix.to(torch.float64).unsqueeze(-1).expand(layers, length, orders, heads))
+    torch.addcmul(c.magic, z, c.inv_primes, out=z)
+    out.copy_(mix.unsqueeze(-1).expand(layers, length, orders, heads))
+    lanes = out.view(torch.int32)
+    lanes.addcmul_(z.view(torch.int32), c.prime_pairs, value=-1)
+    m = mask[:, :length]
+    torch.bitwise_right_shift(lanes, c.shift_pairs, out=m)
+    lanes.addcmul_(m, c.prime_pairs, value=-1)
 
 
 class NgramHashMapping:
@@ -81,9 +103,20 @@ class NgramHashMapping:
                                   for layer in self.layer_ids}
         self.vocab_size_across_layers = head_primes(self.vocab_size_per_ngram, self.max_ngram_size,
                                                     self.n_head_per_ngram, self.layer_ids)
-        # float64 quotients need every prime >= 2**14 (see _floor_mod_by_primes); else torch.remainder
-        self._fast_mod = min(p for layer in self.layer_ids for p in self.head_sizes(layer)) >= FAST_MOD_MIN_PRIME
-        self._constants: dict[torch.device, dict[str, torch.Tensor]] = {}
+        all_primes = [p for layer in self.layer_ids for p in self.head_sizes(layer)]
+        self._fast_mod = FAST_MOD_MIN_PRIME <= min(all_primes) and max(all_primes) <= FAST_MOD_MAX_PRIME
+        self._constants: dict[torch.device, dict[str, object]] = {}
+        self._scratch = threading.local()  # per-thread chunk buffers: a prefetch thread may hash too
+
+    def __getstate__(self) -> dict:
+        """Pickle/deepcopy without caches (per-device constants, per-thread scratch)."""
+        state = dict(self.__dict__)
+        state["_constants"], state["_scratch"] = {}, None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._scratch = threading.local()
 
     @classmethod
     def from_tokenizer(cls, compressed, *, pad_id: int, **kwargs) -> "NgramHashMapping":
@@ -100,8 +133,8 @@ class NgramHashMapping:
                               f"({n - 1} values), got {len(self.vocab_size_per_ngram)}")
         if min(self.vocab_size_per_ngram) < 1:
             raise CogsimError(f"engram_vocab_size: sizes must be >= 1, got {self.vocab_size_per_ngram}")
-        if max(self.vocab_size_per_ngram) >= 1 << 52:
-            raise CogsimError(f"engram_vocab_size: sizes must be below 2**52, got {max(self.vocab_size_per_ngram)}")
+        if max(self.vocab_size_per_ngram) >= 1 << 62:
+            raise CogsimError(f"engram_vocab_size: sizes must be below 2**62, got {max(self.vocab_size_per_ngram)}")
         if self.n_head_per_ngram < 1:
             raise CogsimError(f"n_head_per_ngram: must be >= 1, got {self.n_head_per_ngram}")
         if self.n_embed_per_ngram < 1 or self.n_embed_per_ngram % self.n_head_per_ngram:
@@ -144,25 +177,33 @@ class NgramHashMapping:
         return sum(self.head_sizes(layer_id))
 
     # ------------------------------------------------------------------ hashing
-    def _device_constants(self, device: torch.device) -> dict[str, torch.Tensor]:
+    #: Head elements (layers x positions x heads) per chunk of the fast path: its scratch stays in cache.
+    chunk_elements = 1 << 17
+
+    def _device_constants(self, device: torch.device) -> dict[str, object]:
         consts = self._constants.get(device)
         if consts is None:
-            n, heads, layers = self.max_ngram_size, self.n_head_per_ngram, len(self.layer_ids)
+            layers, n = len(self.layer_ids), self.max_ngram_size
             mult = np.stack([self.layer_multipliers[layer] for layer in self.layer_ids])  # [L, N]
             primes = np.array([self.vocab_size_across_layers[layer] for layer in self.layer_ids],
                               dtype=np.int64)  # [L, N-1, H]
-            shape = (layers, 1, 1, n - 1, heads)
-            with np.errstate(over="ignore"):
-                biased = primes * np.int64(1 << 50)  # wraps on purpose; see _floor_mod_by_primes
             consts = {
                 # window column j holds the token N-1-j steps back, so it takes multiplier m[N-1-j]
                 "mult": torch.from_numpy(mult[:, ::-1].copy()).view(layers, 1, 1, n).to(device),
-                "primes": torch.from_numpy(primes).view(shape).to(device),
-                "inv_primes": torch.from_numpy(1.0 / primes.astype(np.float64)).view(shape).to(device),
-                "biased_primes": torch.from_numpy(biased).view(shape).to(device),
+                "primes": torch.from_numpy(primes).view(layers, 1, 1, n - 1, -1).to(device),
+                "fast": _FastConstants(primes, device) if self._fast_mod and device.type == "cpu" else None,
             }
             self._constants[device] = consts
         return consts
+
+    def _chunk_scratch(self, rows: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        layers, orders, heads = len(self.layer_ids), self.max_ngram_size - 1, self.n_head_per_ngram
+        scratch = getattr(self._scratch, "buffers", None)
+        if scratch is None or scratch[0].shape[1] < rows or scratch[0].device != device:
+            scratch = (torch.empty((layers, rows, orders, heads), dtype=torch.float64, device=device),
+                       torch.empty((layers, rows, orders, 2 * heads), dtype=torch.int32, device=device))
+            self._scratch.buffers = scratch
+        return scratch
 
     def _as_ids(self, ids) -> torch.Tensor:
         if isinstance(ids, np.ndarray):
@@ -175,23 +216,34 @@ class NgramHashMapping:
             raise CogsimError(f"ids: expected compressed ids of shape [B, T], got shape {tuple(ids.shape)}")
         return ids.to(torch.int64)
 
+    def _mix(self, x: torch.Tensor, mult: torch.Tensor) -> torch.Tensor:
+        """int64 [L, B·T, N-1]: per layer and order n, XOR over k < n of (token k back) · m_k."""
+        n, layers = self.max_ngram_size, len(self.layer_ids)
+        padded = torch.nn.functional.pad(x, (n - 1, 0), value=self.pad_id)
+        prods = padded.unfold(1, n, 1).unsqueeze(0) * mult  # [L, B, T, N]; column j = token N-1-j back
+        mix = torch.empty((layers, x.shape[0], x.shape[1], n - 1), dtype=torch.int64, device=x.device)
+        acc = prods[..., n - 1]
+        for order in range(2, n + 1):  # N-1 <= 3 iterations; everything else is vectorised
+            acc = torch.bitwise_xor(acc, prods[..., n - order], out=mix[..., order - 2])
+        return mix.view(layers, -1, n - 1)
+
     def hash(self, ids) -> dict[int, torch.Tensor]:
         """Compressed ids [B, T] (numpy or torch, any integer dtype) → {layer_id: LongTensor
         [B, T, (N-1)·heads]} on the ids' device, bit-exact with the reference."""
         x = self._as_ids(ids)
         batch, length = x.shape
-        n, layers = self.max_ngram_size, len(self.layer_ids)
+        layers, orders, heads = len(self.layer_ids), self.max_ngram_size - 1, self.n_head_per_ngram
         c = self._device_constants(x.device)
-        padded = torch.nn.functional.pad(x, (n - 1, 0), value=self.pad_id)
-        windows = padded.unfold(1, n, 1)  # [B, T, N]; column j = token N-1-j steps back
-        prods = windows.unsqueeze(0) * c["mult"]  # [L, B, T, N], wrapping int64
-        mix = torch.empty((layers, batch, length, n - 1), dtype=torch.int64, device=x.device)
-        acc = prods[..., n - 1]
-        for order in range(2, n + 1):  # at most N-1 iterations; everything else is vectorised
-            acc = torch.bitwise_xor(acc, prods[..., n - order], out=mix[..., order - 2])
-        if self._fast_mod:
-            rows = _floor_mod_by_primes(mix, c["primes"], c["inv_primes"], c["biased_primes"])
+        mix = self._mix(x, c["mult"])  # [L, B·T, N-1]
+        fast: _FastConstants | None = c["fast"]
+        if fast is None:
+            rows = torch.remainder(mix.view(layers, batch, length, orders, 1), c["primes"])
         else:
-            rows = torch.remainder(mix.unsqueeze(-1), c["primes"])
-        rows = rows.view(layers, batch, length, self.n_heads_per_layer)
+            rows = torch.empty((layers, batch * length, orders, heads), dtype=torch.int64, device=x.device)
+            chunk = max(1, self.chunk_elements // (layers * orders * heads))
+            work, mask = self._chunk_scratch(min(chunk, batch * length), x.device)
+            for start in range(0, batch * length, chunk):  # blocks of positions, to stay in cache
+                stop = min(start + chunk, batch * length)
+                _floor_mod_fast(mix[:, start:stop], rows[:, start:stop], fast, work, mask)
+        rows = rows.view(layers, batch, length, orders * heads)
         return {layer: rows[i] for i, layer in enumerate(self.layer_ids)}

@@ -18,7 +18,8 @@ CONFIGS = [
     ([129280 * 5, 129280 * 5], 3, 8, [1, 15], 99_983, 2, 0),  # the demo's sizes, ~23% compression
     ([1_000_003], 2, 1, [0], 130_000, 0, 7),
     ([700_001, 1_500_000, 3_000_017], 4, 3, [0, 2, 5], 128_000, 127_999, 42),
-    ([2_500_000, 2_500_000, 2_500_000], 4, 8, [3, 4], 120_000, 1, 3),  # primes above 2**21
+    ([2_500_000, 2_500_000, 2_500_000], 4, 8, [3, 4], 120_000, 1, 3),  # 4-grams, 8 heads, shared sizes
+    ([(1 << 30) - 40, 3_000_000_000], 3, 2, [0, 1], 129_280, 5, 9),  # primes above 2**30: int64 remainder
     ([11, 13], 3, 4, [0, 1, 2], 50, 3, 1),  # toy tables: small primes take the exact remainder path
     ([100, 5_000_000], 3, 2, [9], 2, 1, 5),  # mixed small and large primes, a two-token vocabulary
 ]
@@ -62,11 +63,12 @@ def test_products_really_wrap_and_both_modulo_paths_are_exercised():
     fast, _ = make(CONFIGS[0])
     m = fast.layer_multipliers[1].astype(object)
     assert max(int(v) * (CONFIGS[0][4] - 1) for v in m) > 2**62  # near int64 overflow at the top ids
-    assert fast._fast_mod and not make(CONFIGS[4])[0]._fast_mod and not make(CONFIGS[5])[0]._fast_mod
+    uses_fast = [make(config)[0]._fast_mod for config in CONFIGS]
+    assert uses_fast == [True, True, True, True, False, False, False]
     assert min(p for order in fast.vocab_size_across_layers[1] for p in order) >= FAST_MOD_MIN_PRIME
 
 
-@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[3], CONFIGS[4]], ids=["fast", "big-primes", "remainder"])
+@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[4], CONFIGS[6]], ids=["fast", "small-primes", "big-primes"])
 def test_any_int64_ids_are_exact(config):
     """Ids outside the vocabulary (e.g. negative padding markers) still hash like the reference:
     full-range int64 tokens drive the mix through every sign and magnitude."""
@@ -75,6 +77,35 @@ def test_any_int64_ids_are_exact(config):
     ids = rng.integers(np.iinfo(np.int64).min, INT64_MAX, size=(4, 64), endpoint=True)
     ids[0, :6] = [np.iinfo(np.int64).min, INT64_MAX, -1, 0, -100, 1]
     assert_same(fast.hash(ids), ref.hash(ids), config[3], ids.shape, fast.n_heads_per_layer)
+
+
+def test_chunked_fast_path_is_exact():
+    fast, ref = make(CONFIGS[0])
+    fast.chunk_elements = 7 * fast.n_heads_per_layer * 2  # 7 positions a chunk, a partial last chunk
+    ids = ids_for(CONFIGS[0][4], (3, 45))
+    assert_same(fast.hash(ids), ref.hash(ids), CONFIGS[0][3], ids.shape, fast.n_heads_per_layer)
+
+
+def test_concurrent_threads_get_their_own_scratch():
+    import threading
+    fast, ref = make(CONFIGS[0])
+    fast.chunk_elements = 64 * fast.n_heads_per_layer * 2
+    batches = [ids_for(CONFIGS[0][4], (2, 300), seed=s) for s in range(4)]
+    expected = [ref.hash(b) for b in batches]
+    failures = []
+
+    def work(i):
+        for _ in range(5):
+            out = fast.hash(batches[i])
+            if not all(np.array_equal(out[layer].numpy(), expected[i][layer]) for layer in CONFIGS[0][3]):
+                failures.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
 
 
 def test_primes_are_prime_unique_and_in_search_order():
@@ -209,7 +240,7 @@ def test_from_tokenizer_compresses_the_pad_id():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[3], CONFIGS[4]], ids=["fast", "big-primes", "remainder"])
+@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[4], CONFIGS[6]], ids=["fast", "small-primes", "big-primes"])
 def test_cuda_matches_reference_and_stays_on_device(config):
     fast, ref = make(config)
     rng = np.random.default_rng(2)
@@ -232,3 +263,14 @@ def test_property_bit_exact(n, heads, layers, vocab, table, seed, batch, length,
     ref = ReferenceHash(ev, n, heads, layers, pad, seed, vocab)
     ids = np.random.default_rng(seed).integers(0, vocab, size=(batch, length))
     assert_same(fast.hash(ids), ref.hash(ids), layers, ids.shape, fast.n_heads_per_layer)
+
+
+def test_pickle_and_deepcopy_keep_the_mapping():
+    import copy
+    import pickle
+    fast, ref = make(CONFIGS[0])
+    ids = ids_for(CONFIGS[0][4], (2, 20))
+    fast.hash(ids)  # fill the caches first
+    for clone in (copy.deepcopy(fast), pickle.loads(pickle.dumps(fast))):
+        assert clone.vocab_size_across_layers == fast.vocab_size_across_layers
+        assert_same(clone.hash(ids), ref.hash(ids), CONFIGS[0][3], ids.shape, fast.n_heads_per_layer)

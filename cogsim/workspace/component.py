@@ -14,6 +14,7 @@ Per position t (causal: nothing after t is used), with candidates c_{t,m} (m = 1
   M̃_{t,j} = Σ_m α v_{t,m},  i_{t,j} = Σ_m α g_i + b_i[j] (+ γ s_t if target is "all"),
   f_{t,j} = Σ_m α g_f + b_f[j]
   M_t[j] = σ(i_{t,j}) tanh(M̃_{t,j}) + σ(f_{t,j}) M_{t-1}[j],   M_0 = learned
+           (computed as 2σ(i)·(σ(2M̃) - ½), the same value: sigmoid is far cheaper than tanh on CPU)
   β_{t,h,j} = softmax_j r_{t,h}·(M_t[j,h] + E_{j,h})/√d_h,  out_t = W_o concat_h Σ_j β M_t[j,h]
 """
 from __future__ import annotations
@@ -28,10 +29,14 @@ from torch import nn
 
 from cogsim.component import Component, Context, Port, Sizes
 from cogsim.errors import CogsimError
-from cogsim.workspace.competition import compete
+from cogsim.workspace.competition import compete, softmax
 from cogsim.workspace.recurrence import DEFAULT_CHUNK, linear_scan
 
 Target = int | str
+#: default slot width as a fraction of d_model. At d_model 256, B=16, T=128, M=4 candidates the
+#: full width costs ~3x the quarter width in forward+backward time (7 slots × d_model floats per
+#: position pass through every elementwise step); see ``python -m cogsim.workspace.bench``.
+SLOT_FRACTION = 4
 
 
 @dataclass
@@ -40,7 +45,7 @@ class WorkspaceParams:
 
     slots: int = 7  # K: capacity of the workspace
     top_k: int = 2  # k: candidates that may write at one position
-    d_slot: int | None = None  # slot width (default d_model)
+    d_slot: int | None = None  # slot width (default d_model // 4, a multiple of heads: see SLOT_FRACTION)
     value_proj: bool = False  # project candidates into slot values (always when d_slot != d_model)
     d_key: int = 32  # width of the competition keys/queries
     heads: int = 4  # heads of the broadcast read (d_slot must divide by it)
@@ -80,9 +85,7 @@ class WorkspaceComponent(Component):
     def __init__(self, params: WorkspaceParams, sizes: Sizes) -> None:
         super().__init__(params, sizes)
         d, p = sizes.d_model, params
-        self.d_slot = p.d_slot or d
-        if self.d_slot % p.heads:
-            raise CogsimError(f"workspace: d_slot (d_model {d}) must be a multiple of heads ({p.heads})")
+        self.d_slot = p.d_slot or max(p.heads, d // SLOT_FRACTION // p.heads * p.heads)
         k, ds = p.slots, self.d_slot
         self.candidate_names: list[str] = []
         # values: a learned projection of the candidates, or (d_slot = d_model without value_proj)
@@ -174,11 +177,11 @@ class WorkspaceComponent(Component):
         rms = torch.stack([torch.linalg.vector_norm(c, dim=-1) for c in cands], -1)
         rms = (rms.square() / x.shape[-1] + 1e-6).sqrt()  # ρ [B, T, M]
         proj = torch.stack([self.cand_proj(c) for c in cands], 2)  # W_c c = ρ · W_c ĉ
-        key, payload = proj[..., : p.d_key], proj[..., p.d_key:]  # payload: gate logits, values
+        key, payload = proj.split([p.d_key, proj.shape[-1] - p.d_key], -1)  # payload: gate logits, values
         if not self.project_values:
             payload = torch.cat([payload, torch.stack(cands, 2)], -1)
         sq = self.stream_proj(F.rms_norm(x, x.shape[-1:]))
-        top_down, read_q = sq[..., : p.d_key], sq[..., p.d_key:]
+        top_down, read_q = sq.split([p.d_key, ds], -1)
         # q_{t,j}·k = Q_j·k + top_down_t·k: one [B·T·M, dk] × [dk, K] product, no tiny batched ones
         scores = (key @ self.slot_query.t()).transpose(-1, -2) + (key * top_down[..., None, :]).sum(-1)[..., None, :]
         logits = scores / (math.sqrt(p.d_key) * rms[..., None, :])  # [B, T, K, M]
@@ -188,23 +191,26 @@ class WorkspaceComponent(Component):
             bias = bias + bid_bias[..., None, :]
         comp = compete((logits + bias) / p.temperature, p.top_k, p.straight_through)
 
-        # Σ_m α/ρ [g_i, g_f, v](c_m) = Σ_m α [g_i, g_f, v](ĉ_m): [B, T, K, 2 + ds]
-        written = (comp.write / rms[..., None, :]) @ payload
-        gate, content = written[..., :2] + self.gate_bias, written[..., 2:]
+        # Σ_m α/ρ [g_i, g_f, v](c_m) = Σ_m α [g_i, g_f, v](ĉ_m), times 2 for the tanh below
+        written = (comp.write * (2.0 / rms[..., None, :])) @ payload  # [B, T, K, 2 + ds]
+        gate, content2 = written.split([2, ds], -1)
+        gate = gate * 0.5 + self.gate_bias
         gi, gf = gate.unbind(-1)  # [B, T, K]
         if gate_bias is not None:
             gi = gi + gate_bias[..., None]
         log_f = F.logsigmoid(gf).transpose(1, 2).reshape(b_ * k, t_)
+        # σ(i)·tanh(M̃) = 2σ(i)·(σ(2M̃) - ½): sigmoid is much cheaper than tanh on CPU, and the
+        # factor 2σ(i) is a per-slot scalar the scan folds into its small decay matrix
         write_gate = torch.sigmoid(gi).transpose(1, 2).reshape(b_ * k, t_)
-        inject = torch.tanh(content).transpose(1, 2).reshape(b_ * k, t_, ds)
+        inject = torch.sigmoid(content2.transpose(1, 2).reshape(b_ * k, t_, ds)) - 0.5
         h0 = self.memory0.to(inject.dtype).repeat(b_, 1)
-        mem = linear_scan(log_f, inject, h0, p.chunk, scale=write_gate)  # M_t as [B·K, T, ds]
+        mem = linear_scan(log_f, inject, h0, p.chunk, scale=2.0 * write_gate)  # M_t as [B·K, T, ds]
 
         hd = ds // p.heads
         mem_h = mem.view(b_, k, t_, p.heads, hd)
         rq = read_q.unflatten(-1, (p.heads, hd))  # [B, T, H, hd]
         score = (mem_h * rq[:, None]).sum(-1) + torch.einsum("bthd,khd->bkth", rq, self.slot_key.view(k, p.heads, hd))
-        beta = (score / math.sqrt(hd)).softmax(1)  # over slots: [B, K, T, H]
+        beta = softmax(score / math.sqrt(hd), 1)  # over slots: [B, K, T, H]
         out = self.out_proj((beta[..., None] * mem_h).sum(1).flatten(-2))
 
         if ctx.recording:

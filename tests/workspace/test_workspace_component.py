@@ -232,3 +232,20 @@ def test_params_from_yaml_mapping():
     assert build_params(WorkspaceParams, {"salience_target": 2}, file=None, where="ws", line=1).salience_target == 2
     with pytest.raises(SpecError, match="slots"):
         build_params(WorkspaceParams, {"slots": 0}, file="a.yaml", where="ws", line=3)
+
+
+def test_silent_candidate_loses_and_stays_finite():
+    """An all-zero candidate (e.g. a module ablated to nothing) bids low and produces no NaN."""
+    ws = make(top_k=1)
+    inputs = data(3)
+    inputs["candidates"][1] = torch.zeros(B, T, D, requires_grad=True)
+    out, tr = traced(ws, inputs)
+    assert not tr["winners"][..., 1].any()
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(inputs["candidates"][1].grad).all()
+
+
+def test_default_slot_width_is_a_quarter_of_d_model():
+    assert WorkspaceComponent(WorkspaceParams(), Sizes(256, 4, 16, 10)).d_slot == 64
+    assert WorkspaceComponent(WorkspaceParams(heads=3), Sizes(100, 4, 16, 10)).d_slot == 24
+    assert WorkspaceComponent(WorkspaceParams(d_slot=40), Sizes(256, 4, 16, 10)).d_slot == 40

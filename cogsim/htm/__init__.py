@@ -1,0 +1,8 @@
+"""Episodic sequence memory: HTM (spatial pooler, temporal memory, encoders, anomaly), in torch.
+
+The algorithms follow htm.core's semantics (DESIGN §5.2) and run batched over independent streams
+on CPU or GPU. ``cogsim.htm.component`` wires them into architectures as the ``htm`` component.
+"""
+from cogsim.htm.temporal_memory import TemporalMemory
+
+__all__ = ["TemporalMemory"]

@@ -1,0 +1,614 @@
+"""HTM temporal memory with htm.core's semantics, batched over independent streams, in plain torch.
+
+Every stream has its own cells, segments and synapses; all streams advance together, one
+``compute`` per time step, with no Python loop over streams, columns, cells or segments.
+
+Semantics (htm.core ``TemporalMemory``/``Connections``, DESIGN §5.2): a segment is *active* when its
+connected (permanence ≥ connected − 1e-6) synapses onto previously active cells reach
+``activation_threshold``, *matching* when all its synapses onto previously active cells reach
+``min_threshold``. A predicted active column activates its predicted cells, which become winners;
+their active segments learn (+increment on synapses to previously active cells, −decrement on the
+others) and grow ``max_new_synapse_count − active potential synapses`` new synapses onto previous
+winner cells. An unpredicted active column bursts: all cells fire; the winner is the cell of the best
+matching segment (most active potential synapses, ties → lowest cell, then oldest segment), which
+learns the same way, else the least-used cell (fewest segments, random tie-break), which grows a new
+segment with ``min(max_new_synapse_count, #previous winners)`` synapses. Matching segments of inactive
+columns are punished by ``predicted_segment_decrement``. Synapses whose permanence falls below 1e-6
+are destroyed, and so are segments left with fewer than ``min_threshold`` synapses. A cell at
+``max_segments_per_cell`` loses its least recently used segment before growing one; a segment at
+``max_synapses_per_segment`` loses its weakest synapses (not onto growth candidates) to make room.
+Growing onto a cell already on the segment raises that synapse to ``initial_permanence`` instead, as
+htm.core's ``createSynapse`` does. Raw anomaly = fraction of active columns that were not predicted.
+
+Randomness is counter-based (``counter_rng``): a draw is a hash of (stream seed, purpose, step,
+segment id, cell), where stream ``s`` has seed ``seed + s``. So stream ``s`` of a batched TM equals a
+single-stream TM built with ``seed + s`` fed the same inputs, exactly. (htm.core's least-used-cell
+comparator falls back to the lowest index on ties despite its shuffle; we keep the intended random
+tie-break.) Numbers therefore match htm.core in distribution, not draw for draw.
+
+Storage (speed is the point): a segment pool per stream that grows (×1.5) —
+``seg_*`` [streams·capacity], synapse rows ``syn_pre`` (presynaptic cell, −1 = empty, int32) and
+``syn_perm`` (float32) of shape [streams·capacity, width], the width growing on demand up to
+``max_synapses_per_segment`` — plus a presynaptic index (``segment_index``) that finds candidate
+segments from the active cells in O(synapses on active cells), as htm.core's presynaptic maps do.
+Predictions for the next step are computed at the end of ``compute`` (``predictive_cells``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from cogsim.htm.counter_rng import SALT_GROW, SALT_LEAST_USED, hash32
+from cogsim.htm.segment_index import SegmentIndex
+
+EPSILON = 1e-6  # htm::Epsilon
+_I64 = torch.int64
+
+
+def _f32(x: float) -> float:
+    return float(np.float32(x))
+
+
+class TemporalMemory(nn.Module):
+    """Batched HTM temporal memory. ``compute(active_columns [streams, num_columns] bool)`` → raw
+    anomaly [streams]. State (synapses, segments, sequence state) is in ``state_dict()``.
+
+    Cells are numbered globally, ``stream * num_cells + column * cells_per_column + k``; synapse rows
+    hold global presynaptic ids, padded with the sentinel ``streams * num_cells`` (a cell that is never
+    active), so activity is one gather.
+    """
+
+    def __init__(self, num_columns: int, cells_per_column: int = 32, activation_threshold: int = 13,
+                 initial_permanence: float = 0.21, connected_permanence: float = 0.5, min_threshold: int = 10,
+                 max_new_synapse_count: int = 20, permanence_increment: float = 0.1,
+                 permanence_decrement: float = 0.1, predicted_segment_decrement: float = 0.0,
+                 max_segments_per_cell: int = 255, max_synapses_per_segment: int = 255, seed: int = 42,
+                 streams: int = 1, device: str | torch.device | None = None) -> None:
+        super().__init__()
+        for name, value in (("num_columns", num_columns), ("cells_per_column", cells_per_column),
+                            ("max_segments_per_cell", max_segments_per_cell),
+                            ("max_synapses_per_segment", max_synapses_per_segment), ("streams", streams)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {value}")
+        for name, value in (("initial_permanence", initial_permanence),
+                            ("connected_permanence", connected_permanence),
+                            ("permanence_increment", permanence_increment),
+                            ("permanence_decrement", permanence_decrement),
+                            ("predicted_segment_decrement", predicted_segment_decrement)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        for name, value in (("activation_threshold", activation_threshold), ("min_threshold", min_threshold),
+                            ("max_new_synapse_count", max_new_synapse_count)):
+            if int(value) < 0:
+                raise ValueError(f"{name} must be ≥ 0, got {value}")
+        if min_threshold > activation_threshold:
+            raise ValueError(f"min_threshold ({min_threshold}) must be ≤ activation_threshold "
+                             f"({activation_threshold})")
+        if cells_per_column >= 4096:
+            raise ValueError(f"cells_per_column must be < 4096, got {cells_per_column}")
+        if int(streams) * int(num_columns) * int(cells_per_column) >= 2 ** 31 - 1:
+            raise ValueError("streams × num_columns × cells_per_column must be < 2**31")
+        self.num_columns = C = int(num_columns)
+        self.cells_per_column = K = int(cells_per_column)
+        self.num_cells = N = C * K
+        self.streams = S = int(streams)
+        self.activation_threshold = int(activation_threshold)
+        self.min_threshold = int(min_threshold)
+        self.max_new_synapse_count = int(max_new_synapse_count)
+        self.max_segments_per_cell = int(max_segments_per_cell)
+        self.max_synapses_per_segment = int(max_synapses_per_segment)
+        self.initial_permanence = _f32(initial_permanence)
+        self.connected_permanence = _f32(connected_permanence)
+        self.permanence_increment = _f32(permanence_increment)
+        self.permanence_decrement = _f32(permanence_decrement)
+        self.predicted_segment_decrement = _f32(predicted_segment_decrement)
+        self.seed = int(seed)
+        # htm.core: connectedThreshold_ = connectedPermanence - Epsilon, computed in float32
+        self._connected = float(np.float32(connected_permanence) - np.float32(EPSILON))
+        self._eps = _f32(EPSILON)
+        self._pad = S * N  # sentinel presynaptic cell: never active
+        self._cand_floor = max(1, self.min_threshold)  # index counts below this cannot match
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        cap = 16
+        width = max(4, min(self.max_synapses_per_segment, -(-max(self.max_new_synapse_count, 1) // 4) * 4))
+        # persistent state -------------------------------------------------------------------
+        self.register_buffer("syn_pre", torch.full((S * cap, width), self._pad, dtype=torch.int32, device=dev))
+        self.register_buffer("syn_perm", torch.zeros((S * cap, width), dtype=torch.float32, device=dev))
+        self.register_buffer("seg_cell", torch.full((S * cap,), -1, dtype=torch.int32, device=dev))
+        self.register_buffer("seg_uid", torch.zeros(S * cap, dtype=_I64, device=dev))
+        self.register_buffer("seg_last", torch.zeros(S * cap, dtype=_I64, device=dev))
+        self.register_buffer("seg_nsyn", torch.zeros(S * cap, dtype=torch.int32, device=dev))
+        self.register_buffer("seg_top", torch.zeros(S, dtype=_I64, device=dev))
+        self.register_buffer("next_uid", torch.zeros(S, dtype=_I64, device=dev))
+        self.register_buffer("cell_nseg", torch.zeros(S * N, dtype=torch.int32, device=dev))
+        self.register_buffer("prev_active", torch.zeros(S * N + 1, dtype=torch.bool, device=dev))
+        self.register_buffer("prev_winner", torch.zeros(S * N + 1, dtype=torch.bool, device=dev))
+        self.register_buffer("counters", torch.zeros(2, dtype=_I64, device=dev))  # step, iteration
+        self.register_buffer("_stream_seed", torch.arange(S, dtype=_I64, device=dev) + self.seed,
+                             persistent=False)
+        # derived state (rebuilt after loading or moving) -------------------------------------
+        self._step = 0
+        self._iteration = 0
+        self._index: SegmentIndex | None = None
+        self._clear_sequence_state()
+        self.register_load_state_dict_post_hook(TemporalMemory._after_load)
+
+    # ---- public views ----------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.syn_pre.device
+
+    @property
+    def capacity(self) -> int:
+        """Segment slots per stream currently allocated."""
+        return self.seg_cell.numel() // self.streams
+
+    @property
+    def active_cells(self) -> torch.Tensor:
+        return self.prev_active[:-1].view(self.streams, self.num_cells)
+
+    @property
+    def winner_cells(self) -> torch.Tensor:
+        return self.prev_winner[:-1].view(self.streams, self.num_cells)
+
+    @property
+    def predictive_cells(self) -> torch.Tensor:
+        """Cells with an active segment, i.e. predicted for the next ``compute``."""
+        pred = torch.zeros(self.streams * self.num_cells, dtype=torch.bool, device=self.device)
+        pred[self._act_cell] = True
+        return pred.view(self.streams, self.num_cells)
+
+    def predicted_columns(self) -> torch.Tensor:
+        """Columns with a predictive cell [streams, num_columns]: the prediction for the next step."""
+        cols = torch.zeros(self.streams * self.num_columns, dtype=torch.bool, device=self.device)
+        cols[self._act_col] = True
+        return cols.view(self.streams, self.num_columns)
+
+    def num_segments(self) -> torch.Tensor:
+        """Live segments per stream [streams]."""
+        return (self.seg_cell.view(self.streams, -1) >= 0).sum(1)
+
+    def num_synapses(self) -> torch.Tensor:
+        """Live synapses per stream [streams]."""
+        return self.seg_nsyn.view(self.streams, -1).sum(1)
+
+    def segments(self, stream: int = 0) -> list[tuple[int, list[tuple[int, float]]]]:
+        """Readable dump of one stream: [(cell, [(presynaptic cell, permanence), ...]), ...] (tests, debugging)."""
+        cap, N = self.capacity, self.num_cells
+        out = []
+        for row in range(stream * cap, stream * cap + int(self.seg_top[stream])):
+            cell = int(self.seg_cell[row])
+            if cell < 0:
+                continue
+            pre, perm = self.syn_pre[row].tolist(), self.syn_perm[row].tolist()
+            out.append((cell - stream * N, [(p - stream * N, q) for p, q in zip(pre, perm) if p != self._pad]))
+        return out
+
+    def memory_bytes(self) -> int:
+        n = sum(b.numel() * b.element_size() for b in self.buffers())
+        return n + (self._index.nbytes() if self._index is not None else 0)
+
+    def reset(self) -> None:
+        """Forget the sequence context (active/winner cells, predictions); synapses are kept."""
+        self.prev_active.zero_()
+        self.prev_winner.zero_()
+        self._clear_sequence_state()
+
+    # ---- the step ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def compute(self, active_columns: torch.Tensor, learn: bool = True) -> torch.Tensor:
+        """Advance every stream by one step; returns the raw anomaly [streams] (float32)."""
+        S, C, K = self.streams, self.num_columns, self.cells_per_column
+        if tuple(active_columns.shape) != (S, C):
+            raise ValueError(f"active_columns must have shape [{S}, {C}], got {list(active_columns.shape)}")
+        if self._index is None:
+            self._rebuild_index()
+        dev = self.device
+        cols = active_columns.to(device=dev, dtype=torch.bool).reshape(-1)
+        act_col, act_cell = self._act_col, self._act_cell
+        pred_col = torch.zeros(S * C, dtype=torch.bool, device=dev).index_fill_(0, act_col, True)
+        burst = cols & ~pred_col
+        n_act = cols.view(S, C).sum(1)
+        anomaly = burst.view(S, C).sum(1).float() / n_act.clamp(min=1).float()
+        if learn:
+            self._iteration += 1
+            if act_cell.numel():
+                self.seg_last.index_fill_(0, self._cand.index_select(0, self._a_idx), self._iteration)
+        # predicted active columns: their predicted cells fire and win; their active segments learn
+        in_active = cols.index_select(0, act_col)
+        learn_pos = self._a_idx[in_active]
+        pred_cells = torch.unique(act_cell[in_active])
+        burst_cols = burst.nonzero().squeeze(1)  # global column ids s*C + c
+        new_cells = burst_cols
+        if burst_cols.numel():
+            best_pos, best_cells, match_cols = self._best_matching(burst)
+            has_match = torch.zeros(S * C, dtype=torch.bool, device=dev).index_fill_(0, match_cols, True)
+            new_cells = self._least_used_cells(burst_cols[~has_match.index_select(0, burst_cols)])
+            learn_pos = torch.cat([learn_pos, best_pos])
+            burst_cells = (burst_cols[:, None] * K + torch.arange(K, device=dev)).view(-1)
+            active_idx = torch.cat([pred_cells, burst_cells])
+            winner_idx = torch.sort(torch.cat([pred_cells, best_cells, new_cells])).values
+        else:
+            active_idx = winner_idx = pred_cells
+        if learn:
+            self._learn(learn_pos, cols, new_cells)
+        self.prev_active.index_fill_(0, self._active_idx, False).index_fill_(0, active_idx, True)
+        self.prev_winner.index_fill_(0, self._winner_idx, False).index_fill_(0, winner_idx, True)
+        self._active_idx, self._winner_idx = active_idx, winner_idx
+        self._step += 1
+        self._dendrites()
+        return anomaly
+
+    # ---- column decisions --------------------------------------------------------------------
+    def _best_matching(self, burst: torch.Tensor):
+        """Best matching segment of every bursting column that has one: (candidate positions, their
+        cells, columns of all matching segments in bursting columns)."""
+        K = self.cells_per_column
+        pos = self._m_idx
+        cells = self._cand_cell.index_select(0, pos)
+        mcol = cells // K
+        sel = burst.index_select(0, mcol)
+        pos, cells, mcol = pos[sel], cells[sel], mcol[sel]
+        if pos.numel() == 0:
+            return pos, cells, mcol
+        pot = self._cand_pot.index_select(0, pos)
+        uid = self.seg_uid.index_select(0, self._cand.index_select(0, pos))
+        key = (pot << 52) | ((K - 1 - cells % K) << 40) | ((1 << 40) - 1 - uid)
+        best = torch.full((burst.numel(),), -1, dtype=_I64, device=self.device)
+        best.scatter_reduce_(0, mcol, key, reduce="amax")
+        win = key == best.index_select(0, mcol)
+        return pos[win], cells[win], mcol
+
+    def _least_used_cells(self, gcols: torch.Tensor) -> torch.Tensor:
+        """For each global column id: the cell with fewest segments, random tie-break."""
+        if gcols.numel() == 0:
+            return gcols
+        K, C, N = self.cells_per_column, self.num_columns, self.num_cells
+        cells = gcols[:, None] * K + torch.arange(K, device=self.device)
+        stream = gcols // C
+        tie = hash32(self._stream_seed[stream][:, None], SALT_LEAST_USED, self._step,
+                     cells - (stream * N)[:, None])
+        key = (self.cell_nseg[cells].long() << 32) | tie
+        return cells.gather(1, key.argmin(1, keepdim=True)).squeeze(1)
+
+    # ---- learning ----------------------------------------------------------------------------
+    def _learn(self, learn_pos, cols, new_cells) -> None:
+        """Adapt learning and punished segments, grow synapses, grow new segments."""
+        N = self.num_cells
+        new_rows = n_exact = learn_pos.new_empty(0)
+        if new_cells.numel():  # first: creating may enlarge the pool (slot numbers change)
+            win_count = torch.bincount(self._winner_idx // N, minlength=self.streams)
+            n_exact = win_count[new_cells // N].clamp(max=self.max_new_synapse_count)
+            ok = n_exact > 0
+            n_exact = n_exact[ok]
+            if n_exact.numel():
+                new_rows = self._create_segments(new_cells[ok])
+        adapt_pos, n_learn = learn_pos, learn_pos.numel()
+        if self.predicted_segment_decrement > 0 and self._m_idx.numel():
+            mcol = self._cand_cell.index_select(0, self._m_idx) // self.cells_per_column
+            punish = self._m_idx[~cols.index_select(0, mcol)]
+            adapt_pos = torch.cat([learn_pos, punish])
+        alive = self._adapt(adapt_pos, n_learn) if adapt_pos.numel() else None
+        grow_n = self.max_new_synapse_count - self._cand_pot.index_select(0, learn_pos)
+        grow = grow_n > 0 if alive is None else (grow_n > 0) & alive
+        grow_rows = self._cand.index_select(0, learn_pos[grow])
+        if new_rows.numel():
+            grow_rows = torch.cat([grow_rows, new_rows])
+            grow_n = torch.cat([grow_n[grow], n_exact])
+        elif grow_rows.numel():
+            grow_n = grow_n[grow]
+        if grow_rows.numel():
+            self._grow(grow_rows, grow_n)
+
+    def _adapt(self, pos, n_learn: int) -> torch.Tensor | None:
+        """htm.core adaptSegment (with pruning) on candidate positions; the first ``n_learn`` learn
+        (+inc/−dec), the rest are punished (−predicted_segment_decrement on active synapses).
+        Returns which of the first ``n_learn`` survive (None: all)."""
+        act = self._cand_act.index_select(0, pos)
+        perm = self._cand_perm.index_select(0, pos)
+        if pos.numel() == n_learn:
+            newp = perm + torch.where(act, self.permanence_increment, -self.permanence_decrement)
+        else:
+            punished = torch.arange(pos.numel(), device=self.device) >= n_learn
+            inc = torch.where(punished, -self.predicted_segment_decrement, self.permanence_increment)
+            dec = torch.where(punished, 0.0, self.permanence_decrement)
+            newp = perm + torch.where(act, inc[:, None], -dec[:, None])
+        rows = self._cand.index_select(0, pos)
+        pre = self._cand_pre.index_select(0, pos)
+        kill = (newp < self._eps) & (pre != self._pad)
+        any_kill = bool(kill.any())
+        newp.clamp_(0.0, 1.0)
+        if any_kill:
+            newp.masked_fill_(kill, 0.0)
+        self.syn_perm.index_copy_(0, rows, newp)
+        if not any_kill:
+            return None
+        pre.masked_fill_(kill, self._pad)
+        self.syn_pre.index_copy_(0, rows, pre)
+        nsyn = (pre != self._pad).sum(1)
+        self.seg_nsyn.index_copy_(0, rows, nsyn.to(torch.int32))
+        dead = nsyn < self.min_threshold
+        if bool(dead.any()):
+            self._destroy_segments(rows[dead])
+        return ~dead[:n_learn]
+
+    def _destroy_segments(self, rows) -> None:
+        cells = self.seg_cell.index_select(0, rows).long()
+        self.cell_nseg.index_add_(0, cells, torch.full_like(cells, -1, dtype=torch.int32))
+        self.seg_cell.index_fill_(0, rows, -1)
+        self.seg_nsyn.index_fill_(0, rows, 0)
+        self.syn_pre.index_fill_(0, rows, self._pad)
+        self.syn_perm.index_fill_(0, rows, 0.0)
+
+    def _create_segments(self, cells) -> torch.Tensor:
+        """New (empty) segments on the given global cells, sorted by stream; returns their slots."""
+        S, N = self.streams, self.num_cells
+        full = self.cell_nseg[cells] >= self.max_segments_per_cell
+        if bool(full.any()):
+            self._evict_lru(cells[full])
+        stream = cells // N
+        count = torch.bincount(stream, minlength=S)
+        rank = torch.arange(cells.numel(), device=self.device) - (torch.cumsum(count, 0) - count)[stream]
+        need = int((self.seg_top + count).max())
+        if need > self.capacity:
+            self._grow_capacity(need)
+        rows = stream * self.capacity + self.seg_top[stream] + rank
+        self.seg_cell[rows] = cells.to(torch.int32)
+        self.seg_uid[rows] = self.next_uid[stream] + rank
+        self.seg_last[rows] = self._iteration
+        self.seg_top += count
+        self.next_uid += count
+        self.cell_nseg.index_add_(0, cells, torch.ones_like(cells, dtype=torch.int32))
+        return rows
+
+    def _evict_lru(self, cells) -> None:
+        """Destroy the least recently used segment of each given (full) cell."""
+        rows = torch.isin(self.seg_cell, cells.to(torch.int32)).nonzero().squeeze(1)
+        owners, owner = torch.unique(self.seg_cell[rows], return_inverse=True)
+        key = (self.seg_last[rows] << 32) | self.seg_uid[rows]
+        lru = torch.full((owners.numel(),), torch.iinfo(_I64).max, dtype=_I64, device=self.device)
+        lru.scatter_reduce_(0, owner, key, reduce="amin")
+        self._destroy_segments(rows[key == lru[owner]])
+
+    def _grow(self, rows, n_desired) -> None:
+        """htm.core growSynapses onto the previous winner cells, for every row at once."""
+        S, N, W = self.streams, self.num_cells, self.syn_pre.shape[1]
+        dev, pad = self.device, self._pad
+        widx = self._winner_idx  # sorted global ids
+        if widx.numel() == 0:
+            return
+        ws = widx // N
+        wcount = torch.bincount(ws, minlength=S)
+        wstart = torch.cumsum(wcount, 0) - wcount
+        wrank = torch.arange(widx.numel(), device=dev) - wstart[ws]
+        wmax = int(wcount.max())
+        wtab = torch.full((S * wmax,), pad, dtype=_I64, device=dev)
+        wtab[ws * wmax + wrank] = widx
+        stream = rows // self.capacity
+        cand = wtab.view(S, wmax).index_select(0, stream)  # [R, wmax], candidates in sorted order
+        n_cand = wcount[stream]
+        n_act = torch.minimum(n_desired, n_cand)
+        # existing synapses onto candidates (htm.core does not duplicate them; it raises them)
+        pre = self.syn_pre.index_select(0, rows)
+        pl = pre.long()
+        at = torch.searchsorted(widx, pl).clamp(max=widx.numel() - 1)
+        crank = torch.where(widx[at] == pl, at - wstart[stream][:, None], wmax)
+        dup_slot = torch.full((rows.numel(), wmax + 1), -1, dtype=_I64, device=dev)
+        dup_slot.scatter_(1, crank, torch.arange(W, device=dev).expand(rows.numel(), W))
+        dup_slot = dup_slot[:, :wmax]
+        nsyn = (pre != pad).sum(1)
+        overrun = nsyn + n_act - self.max_synapses_per_segment
+        if bool((overrun > 0).any()):
+            pre, nsyn = self._make_room(rows, pre, crank < wmax, overrun.clamp(min=0))
+            n_act = torch.minimum(n_act, self.max_synapses_per_segment - nsyn)
+        # visiting order: htm.core shuffles the candidates only when it cannot take them all
+        shuffle = n_desired < n_cand
+        local = cand - (stream * N)[:, None]
+        rnd = hash32(self._stream_seed[stream][:, None], SALT_GROW, self._step,
+                     self.seg_uid[rows][:, None], local)
+        key = torch.where(shuffle[:, None], rnd, torch.arange(wmax, device=dev))
+        key.masked_fill_(cand == pad, 1 << 40)
+        order = key.argsort(1)
+        cand = cand.gather(1, order)
+        dup_slot = dup_slot.gather(1, order)
+        dup = dup_slot >= 0
+        fresh = ~dup & (cand != pad)
+        before = torch.cumsum(fresh, 1) - fresh.long()
+        visited = before < n_act[:, None]
+        create = visited & fresh
+        raise_ = visited & dup
+        if bool(raise_.any()):
+            flat = (rows[:, None] * W + dup_slot)[raise_]
+            perm = self.syn_perm.view(-1)
+            perm[flat] = perm[flat].clamp(min=self.initial_permanence)
+        k = create.sum(1)
+        need = int((nsyn + k).max())
+        if need > W:
+            self._grow_width(need)
+            W = self.syn_pre.shape[1]
+            pre = self.syn_pre.index_select(0, rows)
+        free = pre == pad
+        frank = torch.where(free, torch.cumsum(free, 1) - 1, W)
+        slot_of = torch.full((rows.numel(), W + 1), W, dtype=_I64, device=dev)
+        slot_of.scatter_(1, frank, torch.arange(W, device=dev).expand(rows.numel(), W))
+        q = (torch.cumsum(create, 1) - 1).clamp(min=0)
+        flat = (rows[:, None] * W + slot_of.gather(1, q))[create]
+        new_pre = cand[create]
+        self.syn_pre.view(-1)[flat] = new_pre.to(torch.int32)
+        self.syn_perm.view(-1)[flat] = self.initial_permanence
+        self.seg_nsyn.index_add_(0, rows, k.to(torch.int32))
+        self._index_append(new_pre, rows[:, None].expand_as(create)[create])
+
+    def _make_room(self, rows, pre, is_cand, overrun):
+        """destroyMinPermanenceSynapses: drop the ``overrun`` weakest synapses not onto candidates."""
+        perm = self.syn_perm.index_select(0, rows)
+        W = pre.shape[1]
+        eligible = (pre != self._pad) & ~is_cand
+        key = torch.where(eligible, perm, torch.full_like(perm, 3.0))
+        order = torch.sort(key, dim=1, stable=True).indices
+        rank = torch.empty_like(order)
+        rank.scatter_(1, order, torch.arange(W, device=self.device).expand_as(order))
+        kill = eligible & (rank < overrun[:, None])
+        pre = pre.masked_fill(kill, self._pad)
+        self.syn_pre.index_copy_(0, rows, pre)
+        self.syn_perm.index_copy_(0, rows, perm.masked_fill(kill, 0.0))
+        nsyn = (pre != self._pad).sum(1)
+        self.seg_nsyn.index_copy_(0, rows, nsyn.to(torch.int32))
+        return pre, nsyn
+
+    # ---- predictions for the next step ---------------------------------------------------------
+    def _dendrites(self) -> None:
+        """Active and matching segments from the current active cells (htm.core activateDendrites).
+
+        The index proposes candidates (segments with ≥ min_threshold index hits); candidates are then
+        counted exactly from their synapse rows, which also serves learning at the next step."""
+        hist = self._hist
+        P = hist.numel() - 1
+        entries = self._index.lookup(self._active_idx)
+        n = entries.numel()
+        if n:
+            if self._ones.numel() < n:
+                self._ones = torch.ones(n * 3 // 2, dtype=hist.dtype, device=self.device)
+                self._minus_ones = self._ones * -1 if hist.dtype != torch.uint8 else self._ones * 255
+            hist.index_add_(0, entries, self._ones[:n])
+            if n * 4 < P:  # few entries: look only at the touched segments
+                hits = entries[hist.index_select(0, entries) >= self._cand_floor].long()
+                hist.index_add_(0, entries, self._minus_ones[:n])  # back to zero (wrapping add)
+                # one copy of each: the last writer of every slot keeps its entry
+                owner = self._owner
+                order = torch.arange(hits.numel(), dtype=_I64, device=self.device)
+                owner.index_copy_(0, hits, order)
+                cand = hits[owner.index_select(0, hits) == order]
+            else:
+                cand = (hist >= self._cand_floor).nonzero().squeeze(1)
+                hist.zero_()
+            cand = cand[cand < P].long()  # the padding slot collects many hits
+        else:
+            cand = self._cand.new_empty(0)
+        if self._risky.numel():
+            cand = torch.unique(torch.cat([cand, self._risky]))
+        pre = self.syn_pre.index_select(0, cand)
+        act = self.prev_active.index_select(0, pre.view(-1)).view(pre.shape)
+        perm = self.syn_perm.index_select(0, cand)
+        pot = act.sum(1)
+        conn = (act & (perm >= self._connected)).sum(1)
+        self._cand, self._cand_pre, self._cand_act, self._cand_perm, self._cand_pot = cand, pre, act, perm, pot
+        self._cand_cell = self.seg_cell.index_select(0, cand).long()
+        self._a_idx = (conn >= self.activation_threshold).nonzero().squeeze(1)
+        self._m_idx = (pot >= self.min_threshold).nonzero().squeeze(1)
+        self._act_cell = self._cand_cell.index_select(0, self._a_idx)
+        self._act_col = self._act_cell // self.cells_per_column
+
+    def _clear_sequence_state(self) -> None:
+        dev = self.prev_active.device
+        e = torch.empty(0, dtype=_I64, device=dev)
+        self._active_idx = self.prev_active.nonzero().squeeze(1)
+        self._winner_idx = self.prev_winner.nonzero().squeeze(1)
+        self._cand = self._cand_pot = self._cand_cell = self._a_idx = self._m_idx = e
+        self._act_cell = self._act_col = e
+        W = self.syn_pre.shape[1]
+        self._cand_pre = torch.empty((0, W), dtype=torch.int32, device=dev)
+        self._cand_act = torch.empty((0, W), dtype=torch.bool, device=dev)
+        self._cand_perm = torch.empty((0, W), dtype=torch.float32, device=dev)
+
+    # ---- storage management ------------------------------------------------------------------
+    def _rebuild_index(self) -> None:
+        """(Re)build the presynaptic index from the synapse rows, dropping stale entries."""
+        dev = self.device
+        P = self.seg_cell.numel()
+        # per-segment index hit counts: uint8 is fastest on CPU and exact while a segment has at most
+        # 255 entries; segments beyond that are tracked in ``_risky`` and always recounted
+        dtype = torch.uint8 if dev.type == "cpu" else torch.int32
+        self._hist_limit = 255 if dtype == torch.uint8 else 2 ** 31 - 1
+        self._hist = torch.zeros(P + 1, dtype=dtype, device=dev)
+        self._ones = torch.ones(1 << 16, dtype=dtype, device=dev)
+        self._minus_ones = self._ones * -1 if dtype != torch.uint8 else self._ones * 255
+        self._owner = torch.zeros(P + 1, dtype=_I64, device=dev)
+        self._seg_entries = torch.zeros(P, dtype=torch.int32, device=dev)
+        self._risky = torch.empty(0, dtype=_I64, device=dev)
+        self._index = SegmentIndex(self.streams * self.num_cells, dummy=P, device=dev)
+        chunk = max(1, (1 << 22) // max(1, self.syn_pre.shape[1]))
+        for start in range(0, P, chunk):
+            pre = self.syn_pre[start:start + chunk]
+            r, w = (pre != self._pad).nonzero(as_tuple=True)
+            self._index_append(pre[r, w].long(), r + start, check=False)
+
+    def _index_append(self, cells, rows, check: bool = True) -> None:
+        self._index.append(cells, rows)
+        self._seg_entries.index_add_(0, rows, torch.ones_like(rows, dtype=torch.int32))
+        over = rows[self._seg_entries.index_select(0, rows) > self._hist_limit]
+        if over.numel():
+            self._risky = torch.unique(torch.cat([self._risky, over]))
+        if check and (self._risky.numel() > 4096 or (
+                (self._step & 255) == 0 and self._index.entries > 2 * int(self.seg_nsyn.sum()) + (1 << 20))):
+            self._rebuild_index()
+
+    def _grow_capacity(self, need: int) -> None:
+        S, old = self.streams, self.capacity
+        new = max(need, old * 3 // 2 + 16)
+        dev = self.device
+
+        def regrow(t: torch.Tensor, fill) -> torch.Tensor:
+            out = torch.full((S, new) + tuple(t.shape[1:]), fill, dtype=t.dtype, device=dev)
+            out[:, :old] = t.view((S, old) + tuple(t.shape[1:]))
+            return out.view((S * new,) + tuple(t.shape[1:]))
+
+        self.syn_pre = regrow(self.syn_pre, self._pad)
+        self.syn_perm = regrow(self.syn_perm, 0.0)
+        self.seg_cell = regrow(self.seg_cell, -1)
+        self.seg_uid = regrow(self.seg_uid, 0)
+        self.seg_last = regrow(self.seg_last, 0)
+        self.seg_nsyn = regrow(self.seg_nsyn, 0)
+        self._seg_entries = regrow(self._seg_entries, 0)
+        self._cand = self._cand + self._cand // old * (new - old)
+        self._risky = self._risky + self._risky // old * (new - old)
+        self._index.remap(old, new, dummy=S * new)
+        self._hist = torch.zeros(S * new + 1, dtype=self._hist.dtype, device=dev)
+        self._owner = torch.zeros(S * new + 1, dtype=_I64, device=dev)
+
+    def _grow_width(self, need: int) -> None:
+        old = self.syn_pre.shape[1]
+        new = min(self.max_synapses_per_segment, max(need, old * 3 // 2))
+        P = self.syn_pre.shape[0]
+        pre = torch.full((P, new), self._pad, dtype=torch.int32, device=self.device)
+        perm = torch.zeros((P, new), dtype=torch.float32, device=self.device)
+        pre[:, :old] = self.syn_pre
+        perm[:, :old] = self.syn_perm
+        self.syn_pre, self.syn_perm = pre, perm
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        self.counters.copy_(torch.tensor([self._step, self._iteration], dtype=_I64))
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # the pool grows while learning: adopt the saved shapes of the growable buffers first
+        for name in ("syn_pre", "syn_perm", "seg_cell", "seg_uid", "seg_last", "seg_nsyn"):
+            key, buf = prefix + name, self._buffers[name]
+            src = state_dict.get(key)
+            if src is None or tuple(src.shape) == tuple(buf.shape):
+                continue
+            if src.dim() != buf.dim() or src.shape[0] % self.streams:
+                error_msgs.append(f"{key}: saved shape {list(src.shape)} does not fit this temporal memory "
+                                  f"({self.streams} streams)")
+                continue
+            self._buffers[name] = torch.empty(src.shape, dtype=buf.dtype, device=buf.device)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    @staticmethod
+    def _after_load(module: "TemporalMemory", incompatible) -> None:
+        module._step, module._iteration = (int(v) for v in module.counters.tolist())
+        module._clear_sequence_state()
+        module._rebuild_index()
+        module._dendrites()
+
+    def _apply(self, fn, recurse=True):
+        moved = super()._apply(fn, recurse)
+        if self._index is not None and self._index.device != self.device:
+            self._clear_sequence_state()
+            self._rebuild_index()
+            self._dendrites()
+        return moved

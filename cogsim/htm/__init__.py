@@ -3,6 +3,7 @@
 The algorithms follow htm.core's semantics (DESIGN §5.2) and run batched over independent streams
 on CPU or GPU. ``cogsim.htm.component`` wires them into architectures as the ``htm`` component.
 """
+from cogsim.htm.spatial_pooler import SpatialPooler
 from cogsim.htm.temporal_memory import TemporalMemory
 
-__all__ = ["TemporalMemory"]
+__all__ = ["SpatialPooler", "TemporalMemory"]

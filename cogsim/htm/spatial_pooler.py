@@ -1,0 +1,333 @@
+"""HTM spatial pooler with htm.core's semantics, batched over independent streams, in plain torch.
+
+Each stream has its own potential pools and permanences (dense [streams, columns, inputs] tensors,
+zero outside the potential pool); overlaps are one batched matmul of the connected mask with the
+input. Semantics follow htm.core ``SpatialPooler`` (DESIGN §5.2):
+
+- potential pool: ``round(potential_pct · |hood|)`` inputs drawn from the inputs within
+  ``potential_radius`` of the column's centre ``floor((c + 0.5) · inputs / columns)`` (all inputs when
+  ``potential_radius`` is None); initial permanences: half uniform in [connected, 1), half in
+  [0, connected); permanences raised so that ``stimulus_threshold`` synapses are connected;
+- overlap = connected synapses (permanence ≥ connected − 1e-6) onto active inputs, multiplied by the
+  boost factors when ``boost_strength`` > 0;
+- global inhibition: the ``num_active_columns`` (or ``local_area_density · columns``) largest overlaps,
+  ties to the higher column index, minus winners below ``stimulus_threshold``;
+- local inhibition (1-D topology over the column index, ``wrap_around`` or not): a column wins when
+  fewer than ``int(0.5 + density · (neighbours + 1))`` neighbours within the inhibition radius beat it.
+  A neighbour beats it with a larger overlap, or an equal one and a lower index (a vectorised stand-in
+  for htm.core's sequential "already selected" tie rule). The inhibition radius is htm.core's: average
+  connected input span × columns per input, recomputed every 50 steps, per stream;
+- learning on winners: +active_inc on potential synapses to active inputs, −inactive_dec on the others,
+  clipped to [0, 1]; duty cycles (period ``min(duty_cycle_period, iteration)``); columns whose overlap
+  duty cycle is below ``min_pct_overlap_duty_cycle`` × the (global or neighbourhood) maximum get all
+  potential permanences raised by connected/10; exponential boosting
+  ``exp((target_density − active_duty_cycle) · boost_strength)``.
+
+Random initialisation uses one ``torch.Generator`` per stream seeded with ``seed + stream``, so stream
+``s`` of a batched pooler equals a single-stream pooler built with ``seed + s``; after that the pooler
+is deterministic.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+EPSILON = 1e-6
+UPDATE_PERIOD = 50
+MAX_LOCAL_AREA_DENSITY = 0.5
+
+
+def _f32(x: float) -> float:
+    return float(np.float32(x))
+
+
+class SpatialPooler(nn.Module):
+    """Batched spatial pooler: ``compute(input [streams, input_size] bool)`` → active columns
+    [streams, num_columns] bool."""
+
+    def __init__(self, input_size: int, num_columns: int = 2048, potential_radius: int | None = None,
+                 potential_pct: float = 0.5, global_inhibition: bool = True,
+                 num_active_columns: int | None = 40, local_area_density: float | None = None,
+                 stimulus_threshold: int = 0, syn_perm_connected: float = 0.1, syn_perm_active_inc: float = 0.05,
+                 syn_perm_inactive_dec: float = 0.008, boost_strength: float = 0.0, duty_cycle_period: int = 1000,
+                 min_pct_overlap_duty_cycle: float = 0.001, seed: int = 1, streams: int = 1,
+                 device: str | torch.device | None = None, wrap_around: bool = True) -> None:
+        super().__init__()
+        if input_size < 1 or num_columns < 1 or streams < 1:
+            raise ValueError("input_size, num_columns and streams must be ≥ 1")
+        if not 0.0 < potential_pct <= 1.0:
+            raise ValueError(f"potential_pct must be in (0, 1], got {potential_pct}")
+        if local_area_density is not None:
+            if not 0.0 < local_area_density <= 1.0:
+                raise ValueError(f"local_area_density must be in (0, 1], got {local_area_density}")
+            if int(local_area_density * num_columns) < 1:
+                raise ValueError("local_area_density × num_columns must be ≥ 1")
+            num_active_columns = None
+        elif num_active_columns is None or not 0 < num_active_columns <= num_columns:
+            raise ValueError(f"num_active_columns must be in [1, num_columns], got {num_active_columns}")
+        if boost_strength < 0:
+            raise ValueError(f"boost_strength must be ≥ 0, got {boost_strength}")
+        if duty_cycle_period < 1:
+            raise ValueError(f"duty_cycle_period must be ≥ 1, got {duty_cycle_period}")
+        self.input_size = I = int(input_size)
+        self.num_columns = C = int(num_columns)
+        self.streams = S = int(streams)
+        self.potential_radius = I if potential_radius is None else min(int(potential_radius), I)
+        self.potential_pct = float(potential_pct)
+        self.global_inhibition = bool(global_inhibition)
+        self.num_active_columns = num_active_columns
+        self.local_area_density = local_area_density
+        self.stimulus_threshold = int(stimulus_threshold)
+        self.syn_perm_connected = _f32(syn_perm_connected)
+        self.syn_perm_active_inc = _f32(syn_perm_active_inc)
+        self.syn_perm_inactive_dec = _f32(syn_perm_inactive_dec)
+        self.syn_perm_below_stimulus_inc = float(np.float32(syn_perm_connected) / np.float32(10.0))
+        self.boost_strength = _f32(boost_strength)
+        self.duty_cycle_period = int(duty_cycle_period)
+        self.min_pct_overlap_duty_cycle = _f32(min_pct_overlap_duty_cycle)
+        self.seed = int(seed)
+        self.wrap_around = bool(wrap_around)
+        self._connected = float(np.float32(syn_perm_connected) - np.float32(EPSILON))
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        potential, perm = self._initial_pools(dev)
+        self.register_buffer("potential", potential)
+        self.register_buffer("permanence", perm)
+        self.register_buffer("overlap_duty", torch.zeros(S, C, device=dev))
+        self.register_buffer("active_duty", torch.zeros(S, C, device=dev))
+        self.register_buffer("min_overlap_duty", torch.zeros(S, C, device=dev))
+        self.register_buffer("boost", torch.ones(S, C, device=dev))
+        self.register_buffer("inhibition_radius", torch.zeros(S, dtype=torch.int64, device=dev))
+        self.register_buffer("iterations", torch.zeros(2, dtype=torch.int64, device=dev))  # all, learning
+        self.register_buffer("connected", torch.zeros(S, C, I, device=dev), persistent=False)
+        self.overlaps = torch.zeros(S, C, dtype=torch.int64, device=dev)
+        for col in range(0, C, 256):
+            self._raise_to_threshold(torch.arange(S, device=dev)[:, None],
+                                     torch.arange(col, min(C, col + 256), device=dev)[None, :].expand(S, -1))
+        self._refresh_connected()
+        self._update_inhibition_radius()
+
+    # ---- initialisation ------------------------------------------------------------------------
+    def _initial_pools(self, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        S, C, I = self.streams, self.num_columns, self.input_size
+        centre = torch.floor((torch.arange(C, dtype=torch.float32) + 0.5) * (I / C)).long()
+        offset = torch.arange(I)[None, :] - centre[:, None]  # [C, I]
+        if self.wrap_around:
+            offset = torch.minimum(offset.abs(), I - offset.abs())
+        hood = offset.abs() <= self.potential_radius
+        n_pot = torch.round(hood.sum(1).double() * self.potential_pct).long()  # [C]
+        potential = torch.zeros(S, C, I, dtype=torch.bool)
+        perm = torch.zeros(S, C, I, dtype=torch.float32)
+        conn = self.syn_perm_connected
+        for s in range(S):
+            g = torch.Generator().manual_seed(self.seed + s)
+            key = torch.rand(C, I, generator=g).masked_fill(~hood, 2.0)
+            rank = key.argsort(1).argsort(1)
+            pot = rank < n_pot[:, None]
+            coin = torch.rand(C, I, generator=g, dtype=torch.float64) <= 0.5
+            hi = conn + (1.0 - conn) * torch.rand(C, I, generator=g)
+            lo = conn * torch.rand(C, I, generator=g)
+            potential[s] = pot
+            perm[s] = torch.where(pot, torch.where(coin, hi, lo), torch.zeros(()))
+        return potential.to(dev), perm.to(dev)
+
+    # ---- public ----------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.permanence.device
+
+    def _density(self) -> torch.Tensor:
+        """Target density per stream [S] (htm.core inhibitColumns_)."""
+        if self.local_area_density is not None:
+            return torch.full((self.streams,), self.local_area_density, device=self.device)
+        area = torch.clamp(2 * self.inhibition_radius + 1, max=self.num_columns).float()
+        return torch.clamp(self.num_active_columns / area, max=MAX_LOCAL_AREA_DENSITY)
+
+    def _uses_global(self) -> bool:
+        return self.global_inhibition or bool((self.inhibition_radius > self.num_columns).all())
+
+    @torch.no_grad()
+    def compute(self, input_sdr: torch.Tensor, learn: bool = True) -> torch.Tensor:
+        """Active columns [streams, num_columns] (bool) for the input [streams, input_size]."""
+        S, C, I = self.streams, self.num_columns, self.input_size
+        if tuple(input_sdr.shape) != (S, I):
+            raise ValueError(f"input_sdr must have shape [{S}, {I}], got {list(input_sdr.shape)}")
+        x = input_sdr.to(device=self.device, dtype=torch.bool)
+        self.iterations[0] += 1
+        if learn:
+            self.iterations[1] += 1
+        overlaps = torch.bmm(self.connected, x.float()[:, :, None])[:, :, 0].round().long()
+        self.overlaps = overlaps
+        boosted = overlaps.float() * self.boost if self.boost_strength >= EPSILON else overlaps.float()
+        active = self._inhibit(boosted)
+        if learn:
+            self._adapt(x, active)
+            self._update_duty_cycles(overlaps, active)
+            self._bump_weak_columns()
+            self._update_boost()
+            if int(self.iterations[0]) % UPDATE_PERIOD == 0:
+                self._update_inhibition_radius()
+                self._update_min_duty_cycles()
+        return active
+
+    # ---- inhibition ------------------------------------------------------------------------------
+    def _inhibit(self, overlaps: torch.Tensor) -> torch.Tensor:
+        S, C = self.streams, self.num_columns
+        density = self._density()
+        if self._uses_global():
+            # htm.core: numDesired = UInt(density * numColumns), ties → higher index
+            n_desired = (density.cpu().numpy().astype(np.float32) * np.float32(C)).astype(np.int64)
+            flipped = overlaps.flip(1)
+            order = torch.sort(flipped, dim=1, descending=True, stable=True).indices
+            k = int(n_desired.max())
+            win = C - 1 - order[:, :k]
+            keep = torch.arange(k, device=self.device)[None, :] < torch.as_tensor(n_desired, device=self.device)[:, None]
+            keep &= overlaps.gather(1, win) >= self.stimulus_threshold
+            return torch.zeros(S, C, dtype=torch.bool, device=self.device).scatter_(1, win, keep)
+        return self._inhibit_local(overlaps, density)
+
+    def _neighbours(self, radius: int):
+        """Offsets d (excluding 0) of a 1-D neighbourhood of the given radius."""
+        C = self.num_columns
+        r = min(radius, (C - 1) // 2) if self.wrap_around else min(radius, C - 1)
+        d = torch.arange(-r, r + 1, device=self.device)
+        return d[d != 0]
+
+    def _neighbour_index(self, d: torch.Tensor):
+        """[C, D] neighbour column ids and validity for offsets d."""
+        C = self.num_columns
+        idx = torch.arange(C, device=self.device)[:, None] + d[None, :]
+        if self.wrap_around:
+            return idx % C, torch.ones_like(idx, dtype=torch.bool)
+        valid = (idx >= 0) & (idx < C)
+        return idx.clamp(0, C - 1), valid
+
+    def _inhibit_local(self, overlaps: torch.Tensor, density: torch.Tensor) -> torch.Tensor:
+        S, C = self.streams, self.num_columns
+        radius = self.inhibition_radius
+        d = self._neighbours(int(radius.max()))
+        nb, valid = self._neighbour_index(d)
+        within = valid[None] & (d.abs()[None, None, :] <= radius[:, None, None])  # [S, C, D]
+        n_nb = within.sum(2)
+        n_desired = (0.5 + density[:, None] * (n_nb + 1).float()).long()
+        cols = torch.arange(C, device=self.device)
+        bigger = torch.zeros(S, C, dtype=torch.long, device=self.device)
+        chunk = max(1, (1 << 22) // max(1, S * d.numel()))
+        for c0 in range(0, C, chunk):
+            sl = slice(c0, min(C, c0 + chunk))
+            own = overlaps[:, sl, None]
+            other = overlaps[:, nb[sl]]  # [S, c, D]
+            beats = (other > own) | ((other == own) & (nb[sl] < cols[sl, None])[None])
+            bigger[:, sl] = (beats & within[:, sl]).sum(2)
+        return (overlaps >= self.stimulus_threshold) & (bigger < n_desired)
+
+    # ---- learning --------------------------------------------------------------------------------
+    def _adapt(self, x: torch.Tensor, active: torch.Tensor) -> None:
+        s_idx, c_idx = active.nonzero(as_tuple=True)
+        if s_idx.numel() == 0:
+            return
+        perm = self.permanence[s_idx, c_idx]  # [A, I]
+        pot = self.potential[s_idx, c_idx]
+        delta = torch.where(x[s_idx], self.syn_perm_active_inc, -self.syn_perm_inactive_dec)
+        perm = torch.where(pot, (perm + delta).clamp(0.0, 1.0), perm)
+        self.permanence[s_idx, c_idx] = perm
+        self._raise_to_threshold(s_idx, c_idx)
+        self._refresh_connected(s_idx, c_idx)
+
+    def _raise_to_threshold(self, s_idx: torch.Tensor, c_idx: torch.Tensor) -> None:
+        """htm.core raisePermanencesToThreshold(stimulus_threshold) on the given columns."""
+        th = self.stimulus_threshold
+        if th <= 0:
+            return
+        perm = self.permanence[s_idx, c_idx]
+        pot = self.potential[s_idx, c_idx]
+        n_conn = ((perm >= self._connected) & pot).sum(-1)
+        k = torch.clamp(pot.sum(-1), max=th)
+        need = (n_conn < th) & (k > 0)
+        if not bool(need.any()):
+            return
+        ranked = torch.sort(perm.masked_fill(~pot, -1.0), dim=-1, descending=True).values
+        kth = ranked.gather(-1, (k - 1).clamp(min=0)[..., None])[..., 0]
+        inc = torch.where(need, self._connected - kth, torch.zeros(()))
+        inc = inc.clamp(min=0.0)
+        bumped = torch.where(pot, (perm + inc[..., None]).clamp(0.0, 1.0), perm)
+        self.permanence[s_idx, c_idx] = bumped
+
+    def _refresh_connected(self, s_idx=None, c_idx=None) -> None:
+        if s_idx is None:
+            self.connected = ((self.permanence >= self._connected) & self.potential).float()
+        else:
+            self.connected[s_idx, c_idx] = ((self.permanence[s_idx, c_idx] >= self._connected)
+                                            & self.potential[s_idx, c_idx]).float()
+
+    def _update_duty_cycles(self, overlaps: torch.Tensor, active: torch.Tensor) -> None:
+        period = float(min(self.duty_cycle_period, int(self.iterations[0])))
+        decay = _f32((period - 1) / period)
+        inc = _f32(1.0 / period)
+        self.overlap_duty.mul_(decay).add_((overlaps != 0).float() * inc)
+        self.active_duty.mul_(decay).add_(active.float() * inc)
+
+    def _bump_weak_columns(self) -> None:
+        weak = self.overlap_duty < self.min_overlap_duty
+        if not bool(weak.any()):
+            return
+        s_idx, c_idx = weak.nonzero(as_tuple=True)
+        perm = self.permanence[s_idx, c_idx]
+        pot = self.potential[s_idx, c_idx]
+        self.permanence[s_idx, c_idx] = torch.where(
+            pot, (perm + self.syn_perm_below_stimulus_inc).clamp(0.0, 1.0), perm)
+        self._refresh_connected(s_idx, c_idx)
+
+    def _neighbourhood_reduce(self, values: torch.Tensor, op: str) -> torch.Tensor:
+        """max or mean of ``values`` [S, C] over each column's neighbourhood, centre included."""
+        radius = self.inhibition_radius
+        d = self._neighbours(int(radius.max()))
+        nb, valid = self._neighbour_index(d)
+        within = valid[None] & (d.abs()[None, None, :] <= radius[:, None, None])
+        other = values[:, nb]  # [S, C, D]
+        if op == "max":
+            return torch.maximum(values, other.masked_fill(~within, -math.inf).amax(2)) if d.numel() else values
+        total = values + (other * within).sum(2)
+        return total / (within.sum(2) + 1).float()
+
+    def _update_boost(self) -> None:
+        if self.boost_strength < EPSILON:
+            return
+        if self.global_inhibition:
+            if self.num_active_columns is not None:
+                area = torch.clamp(2 * self.inhibition_radius + 1, max=self.num_columns).float()
+                target = torch.clamp(self.num_active_columns / area, max=MAX_LOCAL_AREA_DENSITY)[:, None]
+            else:
+                target = torch.full((self.streams, 1), self.local_area_density, device=self.device)
+        else:
+            target = self._neighbourhood_reduce(self.active_duty, "mean")
+        self.boost = torch.exp((target - self.active_duty) * self.boost_strength)
+
+    def _update_inhibition_radius(self) -> None:
+        S, C, I = self.streams, self.num_columns, self.input_size
+        if self.global_inhibition:
+            self.inhibition_radius.fill_(C)
+            return
+        conn = (self.permanence >= self.syn_perm_connected + EPSILON) & self.potential  # htm.core's span test
+        idx = torch.arange(I, device=self.device)
+        any_conn = conn.any(2)
+        hi = torch.where(conn, idx, -1).amax(2)
+        lo = torch.where(conn, idx, I).amin(2)
+        span = torch.where(any_conn, hi - lo + 1, 0).float().mean(1)  # [S]
+        diameter = span * (C / I)
+        radius = torch.clamp((diameter - 1) / 2, min=1.0)
+        self.inhibition_radius = torch.round(radius).long()
+
+    def _update_min_duty_cycles(self) -> None:
+        if self._uses_global() or bool((self.inhibition_radius >= self.num_columns).all()):
+            top = self.overlap_duty.amax(1, keepdim=True)
+            self.min_overlap_duty = (self.min_pct_overlap_duty_cycle * top).expand_as(self.overlap_duty).clone()
+        else:
+            self.min_overlap_duty = self.min_pct_overlap_duty_cycle * self._neighbourhood_reduce(
+                self.overlap_duty, "max")
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._refresh_connected()

@@ -200,13 +200,19 @@ class SynapticSequence(torch.autograd.Function):
 # ---------------------------------------------------------------------------------------------------
 def linear_scan(x: torch.Tensor, decay: torch.Tensor, h0: torch.Tensor | None = None,
                 reverse: bool = False) -> torch.Tensor:
-    """``y_t = decay · y_{t-1} + x_t`` (``y_{-1} = h0``) for all t at once, along dim 0.
+    """``y_t = decay · y_{t-1} + x_t`` (``y_{-1} = h0``) for all t at once, along dim 0 of x [T, M].
 
-    Hillis–Steele doubling: ⌈log2 T⌉ passes, each adding the partial sums 2^k steps back weighted by
-    ``decay^(2^k)``. Only non-negative powers of ``decay`` ∈ [0, 1] appear, so nothing blows up (the
-    cumulative-product form ``decay^t · cumsum(x / decay^t)`` does for small ``decay``); the result
-    differs from the sequential loop only by rounding order. ``reverse`` runs from the end.
+    ``reverse`` solves the adjoint direction ``y_t = decay · y_{t+1} + x_t`` (``y_T = h0``).
+    One decay for all elements (``decay.numel() == 1``): chunked Toeplitz matrix products,
+    ``y[chunk] = L x[chunk] + decay^(τ+1) · carry`` with ``L[t, k] = decay^(t-k)`` (k ≤ t) over chunks
+    of :data:`SCAN_CHUNK` steps. Per-element decays: Hillis–Steele doubling, ⌈log2 T⌉ passes adding
+    the partial sums 2^k steps back weighted by ``decay^(2^k)``. Either way only non-negative powers
+    of ``decay`` ∈ [0, 1] appear, so nothing blows up (the cumulative-product form
+    ``decay^t · cumsum(x / decay^t)`` does for small decays); results differ from the sequential loop
+    only by rounding order.
     """
+    if decay.numel() == 1:
+        return _toeplitz_scan(x, decay.reshape(()), h0, reverse)
     if reverse:
         return linear_scan(x.flip(0), decay, h0).flip(0)
     y = x.clone()
@@ -219,8 +225,41 @@ def linear_scan(x: torch.Tensor, decay: torch.Tensor, h0: torch.Tensor | None = 
     return y
 
 
+SCAN_CHUNK = 64
+
+
+def _toeplitz_scan(x: torch.Tensor, decay: torch.Tensor, h0: torch.Tensor | None, reverse: bool) -> torch.Tensor:
+    T = x.shape[0]
+    c = min(T, SCAN_CHUNK)
+    steps = torch.arange(c, device=x.device, dtype=torch.float64)
+    lag = steps[:, None] - steps[None, :]
+    d = decay.to(torch.float64)
+    table = torch.where(lag >= 0, d ** lag.clamp_min(0), torch.zeros((), dtype=torch.float64, device=x.device))
+    if reverse:
+        table = table.T
+    table, carry_gain = table.to(x.dtype), (d ** (steps + 1)).to(x.dtype)  # carry_gain[τ] = decay^(τ+1)
+    flat = x.reshape(T, -1)
+    y = torch.empty_like(flat)
+    carry = None if h0 is None else h0.reshape(-1)
+    starts = range(0, T, c) if not reverse else reversed(range(0, T, c))
+    for s in starts:
+        n = min(c, T - s)
+        if not reverse:
+            out = torch.mm(table[:n, :n], flat[s:s + n], out=y[s:s + n])
+            if carry is not None:
+                out.addr_(carry_gain[:n], carry)
+            carry = out[-1]
+        else:
+            out = torch.mm(table[c - n:, c - n:], flat[s:s + n], out=y[s:s + n])
+            if carry is not None:
+                out.addr_(carry_gain[:n].flip(0), carry)
+            carry = out[0]
+    return y.view_as(x)
+
+
 class ParallelLeaky(torch.autograd.Function):
-    """Leaky neuron without reset, solved as a parallel linear recurrence (and its reverse)."""
+    """Leaky neuron without reset, solved as a parallel linear recurrence (and its reverse).
+    ``beta`` is [M] or [1] (one decay for all: the matrix-product scan)."""
 
     @staticmethod
     def forward(ctx, x, beta, thr, mem0, surrogate: Surrogate):
@@ -241,7 +280,7 @@ class ParallelLeaky(torch.autograd.Function):
         need = ctx.needs_input_grad
         dbeta = None
         if need[1]:
-            dbeta = (adj[1:] * mem[:-1]).sum(0) + adj[0] * mem0
+            dbeta = ((adj[1:] * mem[:-1]).sum(0) + adj[0] * mem0).sum_to_size(beta.shape)
         dthr = -ds.sum(0) if need[2] and ds is not None else None
         return adj, dbeta, dthr, beta * adj[0] if need[3] else None, None
 
@@ -267,8 +306,8 @@ class ParallelSynaptic(torch.autograd.Function):
         sdirect = adj if gsyn is None else adj + gsyn
         sadj = linear_scan(sdirect, alpha, reverse=True)        # dL/dsyn_t
         need = ctx.needs_input_grad
-        dalpha = (sadj[1:] * syn[:-1]).sum(0) + sadj[0] * syn0 if need[1] else None
-        dbeta = (adj[1:] * mem[:-1]).sum(0) + adj[0] * mem0 if need[2] else None
+        dalpha = ((sadj[1:] * syn[:-1]).sum(0) + sadj[0] * syn0).sum_to_size(alpha.shape) if need[1] else None
+        dbeta = ((adj[1:] * mem[:-1]).sum(0) + adj[0] * mem0).sum_to_size(beta.shape) if need[2] else None
         dthr = -ds.sum(0) if need[3] else None
         return (sadj, dalpha, dbeta, dthr, alpha * sadj[0] if need[4] else None,
                 beta * adj[0] if need[5] else None, None)

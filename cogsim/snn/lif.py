@@ -64,6 +64,11 @@ def flat(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return t.expand(like.shape[1:]).reshape(-1).contiguous()
 
 
+def decay_arg(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A decay for the parallel scan: [1] when shared by all neurons (matrix-product scan), else [M]."""
+    return t.reshape(1) if t.numel() == 1 else flat(t, like)
+
+
 def initial_state(value: torch.Tensor | None, like: torch.Tensor, name: str) -> torch.Tensor:
     if value is None:
         return torch.zeros(like.shape[1:], dtype=like.dtype, device=like.device)
@@ -129,8 +134,8 @@ def lif_sequence(current: torch.Tensor, *, beta, threshold=1.0, reset: str = "su
     else:
         x = current.reshape(current.shape[0], -1).contiguous()
         if backend == "parallel":
-            spikes, mem = _fused.ParallelLeaky.apply(x, flat(b, current), flat(th, current), flat(m0, current),
-                                                     surrogate)
+            spikes, mem = _fused.ParallelLeaky.apply(x, decay_arg(b, current), flat(th, current),
+                                                     flat(m0, current), surrogate)
         else:
             spikes, mem = _fused.LeakySequence.apply(x, flat(b, current), flat(th, current), flat(m0, current),
                                                      reset, surrogate, backend)

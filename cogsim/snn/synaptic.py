@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from cogsim.snn import fused as _fused
-from cogsim.snn.lif import (RESETS, as_param, compiled, flat, initial_state, register_neuron_params,
+from cogsim.snn.lif import (RESETS, as_param, compiled, decay_arg, flat, initial_state, register_neuron_params,
                             resolve_backend)
 from cogsim.snn.surrogate import Surrogate, as_surrogate
 
@@ -65,6 +65,7 @@ def synaptic_sequence(current: torch.Tensor, *, alpha, beta, threshold=1.0, rese
         x = current.reshape(current.shape[0], -1).contiguous()
         args = (x, flat(a, current), flat(b, current), flat(th, current), flat(s0, current), flat(m0, current))
         if backend == "parallel":
+            args = (x, decay_arg(a, current), decay_arg(b, current), *args[3:])
             spikes, syn, mem = _fused.ParallelSynaptic.apply(*args, surrogate)
         else:
             spikes, syn, mem = _fused.SynapticSequence.apply(*args, reset, surrogate, backend)

@@ -1,0 +1,81 @@
+"""Hashing part of ``cogsim bench engram``: cogsim's torch n-gram hash against the loop-by-loop NumPy
+statement of the reference (``cogsim.engram.reference``), timed interleaved in the same run, with a
+bit-exact check of every output. Run alone: ``python -m cogsim.bench.engram_hash``.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from cogsim.bench.common import add_csv_argument, append_csv, time_pair
+from cogsim.engram.hashing import NgramHashMapping
+from cogsim.engram.reference import ReferenceHash
+
+#: The demo's configuration: DeepSeek-V3's 129,280 ids compressed by ~23%, 3-grams, 8 heads per order,
+#: tables of 5×129,280 rows per head, Engram at layers 1 and 15.
+DEMO = dict(engram_vocab_size=[129280 * 5, 129280 * 5], max_ngram_size=3, n_embed_per_ngram=512,
+            n_head_per_ngram=8, layer_ids=[1, 15], pad_id=2, seed=0)
+DEMO_COMPRESSED_VOCAB = 99_548
+
+
+def _one(mapping: NgramHashMapping, ref: ReferenceHash, ids: np.ndarray, repeat: int, threads: int) -> dict:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        ids_t = torch.from_numpy(ids)
+        fast_out, ref_out = mapping.hash(ids_t), ref.hash(ids)
+        exact = all(np.array_equal(fast_out[layer].numpy(), ref_out[layer]) for layer in mapping.layer_ids)
+        fast_s, ref_s = time_pair(lambda: mapping.hash(ids_t), lambda: ref.hash(ids), repeat=repeat)
+    finally:
+        torch.set_num_threads(previous)
+    batch, length = ids.shape
+    ratio = ref_s / fast_s
+    return {"what": f"torch hash B={batch} T={length}", "ms": round(fast_s * 1e3, 4),
+            "baseline": "NumPy reference loop", "baseline_ms": round(ref_s * 1e3, 4), "ratio": round(ratio, 3),
+            "goal": ">= 2", "ok": bool(exact and ratio >= 2), "threads": threads,
+            "config": (f"N={mapping.max_ngram_size} heads={mapping.n_head_per_ngram} layers={mapping.layer_ids} "
+                       f"vocab={mapping.compressed_vocab_size} tables={mapping.vocab_size_per_ngram}"),
+            "note": (f"{'bit-exact' if exact else 'MISMATCH with the reference'}; "
+                     f"{fast_s * 1e6:.0f} us per call, {fast_s * 1e9 / (ids.size * mapping.n_heads_per_layer * len(mapping.layer_ids)):.2f} ns per row index")}
+
+
+def bench_hashing(batch: int = 16, seq_len: int = 128, repeat: int = 15, vocab_size: int | None = None,
+                  big_batch: tuple[int, int] = (64, 1024)) -> list[dict]:
+    """Rows (dicts) comparing the torch hash with the NumPy reference on the demo configuration:
+    at ``batch`` x ``seq_len`` and at ``big_batch``, with torch's thread count and with one thread
+    (the reference is single-threaded). ``ok`` needs a bit-exact match and a ratio >= 2."""
+    vocab = vocab_size or DEMO_COMPRESSED_VOCAB
+    mapping = NgramHashMapping(**DEMO, compressed_vocab_size=vocab)
+    ref = ReferenceHash(DEMO["engram_vocab_size"], DEMO["max_ngram_size"], DEMO["n_head_per_ngram"],
+                        DEMO["layer_ids"], DEMO["pad_id"], DEMO["seed"], vocab)
+    rng = np.random.default_rng(0)
+    rows = []
+    for shape in dict.fromkeys([(batch, seq_len), tuple(big_batch)]):
+        ids = rng.integers(0, vocab, size=shape)
+        ids[:, :4] = vocab - 1  # the top of the vocabulary, where the products wrap around int64
+        for threads in dict.fromkeys([torch.get_num_threads(), 1]):
+            rows.append(_one(mapping, ref, ids, repeat if shape == (batch, seq_len) else max(3, repeat // 3), threads))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cogsim.bench.engram_hash", description=__doc__)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--big-batch", type=int, nargs=2, default=(64, 1024), metavar=("B", "T"))
+    parser.add_argument("--repeat", type=int, default=15)
+    add_csv_argument(parser, "engram.csv")
+    args = parser.parse_args(argv)
+    rows = [{"target": "engram", "part": "hashing", **r}
+            for r in bench_hashing(args.batch, args.seq_len, args.repeat, big_batch=tuple(args.big_batch))]
+    for r in rows:
+        print(f"  {r['what']:28s} threads={r['threads']}  {r['ms']:9.3f} ms  vs reference {r['baseline_ms']:9.3f} ms"
+              f"  ratio {r['ratio']:6.2f}  {'ok' if r['ok'] else 'MISSED'}  ({r['note']})")
+    print(f"appended {len(rows)} rows to {append_csv(args.csv, rows)}")
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,4 +3,6 @@ from cogsim.workspace.competition import Competition, compete
 from cogsim.workspace.component import WorkspaceComponent, WorkspaceParams
 from cogsim.workspace.recurrence import linear_scan, linear_scan_loop
 
-__all__ = ["Competition", "compete", "WorkspaceComponent", "WorkspaceParams", "linear_scan", "linear_scan_loop"]
+__all__ = [
+    "Competition", "compete", "WorkspaceComponent", "WorkspaceParams", "linear_scan", "linear_scan_loop",
+]

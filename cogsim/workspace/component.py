@@ -51,7 +51,8 @@ class WorkspaceParams:
     heads: int = 4  # heads of the broadcast read (d_slot must divide by it)
     temperature: float = 1.0  # τ of the competition softmax
     salience_gain: float = 1.0  # γ: how much a salience signal raises its target's bid
-    salience_target: list[Target] | Target = "all"  # candidate index or name, or "all" (one per salience edge if a list)
+    # candidate index or name, or "all" (the write gate); a list gives one target per salience edge
+    salience_target: list[Target] | Target = "all"
     magnitude_gain: float = 1.0  # λ: bid raised by log rms of a candidate (louder signals bid higher)
     straight_through: bool = True  # losers' bids still get a gradient (their values never do)
     max_candidates: int = 8  # size of the learned slot × candidate preference table
@@ -72,7 +73,8 @@ class WorkspaceParams:
         targets = self.salience_target if isinstance(self.salience_target, list) else [self.salience_target]
         for t in targets:
             if isinstance(t, int) and t < 0:
-                raise ValueError(f"salience_target must be a candidate index ≥ 0, a candidate name or 'all', got {t}")
+                raise ValueError(f"salience_target must be a candidate index ≥ 0, a candidate name or "
+                                 f"'all', got {t}")
 
 
 class WorkspaceComponent(Component):
@@ -141,7 +143,8 @@ class WorkspaceComponent(Component):
                 out.append(self.candidate_names.index(t))
             else:
                 known = ", ".join(self.candidate_names) or "none given"
-                raise CogsimError(f"workspace: salience_target {t!r} is not a candidate (candidates: {known})")
+                raise CogsimError(f"workspace: salience_target {t!r} is not a candidate "
+                                  f"(candidates: {known})")
         return out
 
     def _salience(self, signals: list[torch.Tensor], m: int, like: torch.Tensor
@@ -183,7 +186,8 @@ class WorkspaceComponent(Component):
         sq = self.stream_proj(F.rms_norm(x, x.shape[-1:]))
         top_down, read_q = sq.split([p.d_key, ds], -1)
         # q_{t,j}·k = Q_j·k + top_down_t·k: one [B·T·M, dk] × [dk, K] product, no tiny batched ones
-        scores = (key @ self.slot_query.t()).transpose(-1, -2) + (key * top_down[..., None, :]).sum(-1)[..., None, :]
+        scores = ((key @ self.slot_query.t()).transpose(-1, -2)
+                  + (key * top_down[..., None, :]).sum(-1)[..., None, :])
         logits = scores / (math.sqrt(p.d_key) * rms[..., None, :])  # [B, T, K, M]
         bias = self.preference[:, :m] + p.magnitude_gain * rms.log()[..., None, :]
         bid_bias, gate_bias = self._salience(sal, m, x)
@@ -209,7 +213,8 @@ class WorkspaceComponent(Component):
         hd = ds // p.heads
         mem_h = mem.view(b_, k, t_, p.heads, hd)
         rq = read_q.unflatten(-1, (p.heads, hd))  # [B, T, H, hd]
-        score = (mem_h * rq[:, None]).sum(-1) + torch.einsum("bthd,khd->bkth", rq, self.slot_key.view(k, p.heads, hd))
+        slot_key = torch.einsum("bthd,khd->bkth", rq, self.slot_key.view(k, p.heads, hd))
+        score = (mem_h * rq[:, None]).sum(-1) + slot_key
         beta = softmax(score / math.sqrt(hd), 1)  # over slots: [B, K, T, H]
         out = self.out_proj((beta[..., None] * mem_h).sum(1).flatten(-2))
 

@@ -48,7 +48,8 @@ def test_registered_and_ports():
 def test_causal(which):
     ws = make(salience_target=1)
     a = data(3, salience=True)
-    b = {"x": a["x"].clone(), "candidates": [c.clone() for c in a["candidates"]], "salience": a["salience"].clone()}
+    b = {"x": a["x"].clone(), "candidates": [c.clone() for c in a["candidates"]],
+         "salience": a["salience"].clone()}
     t0 = 13
     if which == "x":
         b["x"][:, t0 + 1:] = torch.randn(B, T - t0 - 1, D) * 5
@@ -218,8 +219,8 @@ def test_single_tensor_inputs_accepted():
     assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("field,value", [("slots", 0), ("top_k", 0), ("temperature", 0.0),
-                                         ("d_slot", 10), ("chunk", 1), ("salience_target", -1)])
+@pytest.mark.parametrize("field,value", [("slots", 0), ("top_k", 0), ("temperature", 0.0), ("d_slot", 10),
+                                         ("chunk", 1), ("salience_target", -1)])
 def test_bad_params(field, value):
     with pytest.raises(ValueError, match=f"^{field}"):
         WorkspaceParams(**{field: value})
@@ -229,7 +230,8 @@ def test_params_from_yaml_mapping():
     p = build_params(WorkspaceParams, {"slots": 5, "salience_target": ["htm", 1]}, file="a.yaml",
                      where="ws", line=3)
     assert p.slots == 5 and p.salience_target == ["htm", 1]
-    assert build_params(WorkspaceParams, {"salience_target": 2}, file=None, where="ws", line=1).salience_target == 2
+    single = build_params(WorkspaceParams, {"salience_target": 2}, file=None, where="ws", line=1)
+    assert single.salience_target == 2
     with pytest.raises(SpecError, match="slots"):
         build_params(WorkspaceParams, {"slots": 0}, file="a.yaml", where="ws", line=3)
 

@@ -5,6 +5,8 @@ bit-exact check of every output. Run alone: ``python -m cogsim.bench.engram_hash
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
 
 import numpy as np
 import torch
@@ -20,6 +22,18 @@ DEMO = dict(engram_vocab_size=[129280 * 5, 129280 * 5], max_ngram_size=3, n_embe
 DEMO_COMPRESSED_VOCAB = 99_548
 
 
+def _cpu_time_pair(fn_a, fn_b, repeat: int) -> tuple[float, float]:
+    """Median thread CPU seconds of two single-threaded callables, interleaved. On a shared machine
+    this is steadier than wall-clock time: time spent waiting for a core is not counted."""
+    ta, tb = [], []
+    for _ in range(repeat):
+        for fn, out in ((fn_a, ta), (fn_b, tb)):
+            t0 = time.thread_time()
+            fn()
+            out.append(time.thread_time() - t0)
+    return statistics.median(ta), statistics.median(tb)
+
+
 def _one(mapping: NgramHashMapping, ref: ReferenceHash, ids: np.ndarray, repeat: int, threads: int) -> dict:
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -28,6 +42,7 @@ def _one(mapping: NgramHashMapping, ref: ReferenceHash, ids: np.ndarray, repeat:
         fast_out, ref_out = mapping.hash(ids_t), ref.hash(ids)
         exact = all(np.array_equal(fast_out[layer].numpy(), ref_out[layer]) for layer in mapping.layer_ids)
         fast_s, ref_s = time_pair(lambda: mapping.hash(ids_t), lambda: ref.hash(ids), repeat=repeat)
+        cpu = _cpu_time_pair(lambda: mapping.hash(ids_t), lambda: ref.hash(ids), repeat) if threads == 1 else None
     finally:
         torch.set_num_threads(previous)
     batch, length = ids.shape
@@ -38,7 +53,8 @@ def _one(mapping: NgramHashMapping, ref: ReferenceHash, ids: np.ndarray, repeat:
             "config": (f"N={mapping.max_ngram_size} heads={mapping.n_head_per_ngram} layers={mapping.layer_ids} "
                        f"vocab={mapping.compressed_vocab_size} tables={mapping.vocab_size_per_ngram}"),
             "note": (f"{'bit-exact' if exact else 'MISMATCH with the reference'}; "
-                     f"{fast_s * 1e6:.0f} us per call, {fast_s * 1e9 / (ids.size * mapping.n_heads_per_layer * len(mapping.layer_ids)):.2f} ns per row index")}
+                     f"{fast_s * 1e6:.0f} us per call, {fast_s * 1e9 / (ids.size * mapping.n_heads_per_layer * len(mapping.layer_ids)):.2f} ns per row index"
+                     + (f"; CPU-time ratio {cpu[1] / cpu[0]:.2f} ({cpu[0] * 1e3:.3f} vs {cpu[1] * 1e3:.3f} ms)" if cpu else ""))}
 
 
 def bench_hashing(batch: int = 16, seq_len: int = 128, repeat: int = 15, vocab_size: int | None = None,

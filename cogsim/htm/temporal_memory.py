@@ -174,16 +174,17 @@ class TemporalMemory(nn.Module):
         return self.seg_nsyn.view(self.streams, -1).sum(1)
 
     def segments(self, stream: int = 0) -> list[tuple[int, list[tuple[int, float]]]]:
-        """Readable dump of one stream: [(cell, [(presynaptic cell, permanence), ...]), ...] (tests, debugging)."""
-        cap, N = self.capacity, self.num_cells
-        out = []
-        for row in range(stream * cap, stream * cap + int(self.seg_top[stream])):
-            cell = int(self.seg_cell[row])
-            if cell < 0:
-                continue
-            pre, perm = self.syn_pre[row].tolist(), self.syn_perm[row].tolist()
-            out.append((cell - stream * N, [(p - stream * N, q) for p, q in zip(pre, perm) if p != self._pad]))
-        return out
+        """Readable dump of one stream: [(cell, [(presynaptic cell, permanence), ...]), ...], cells
+        local to the stream (tests, debugging)."""
+        lo = stream * self.capacity
+        hi = lo + int(self.seg_top[stream])
+        base = stream * self.num_cells
+        cells = (self.seg_cell[lo:hi] - base).tolist()
+        pres = (self.syn_pre[lo:hi] - base).tolist()
+        perms = self.syn_perm[lo:hi].tolist()
+        pad = self._pad - base
+        return [(c, [(p, q) for p, q in zip(pre, perm) if p != pad])
+                for c, pre, perm in zip(cells, pres, perms) if c >= -base]
 
     def memory_bytes(self) -> int:
         n = sum(b.numel() * b.element_size() for b in self.buffers())
@@ -445,8 +446,10 @@ class TemporalMemory(nn.Module):
         perm = self.syn_perm.index_select(0, rows)
         W = pre.shape[1]
         eligible = (pre != self._pad) & ~is_cand
-        key = torch.where(eligible, perm, torch.full_like(perm, 3.0))
-        order = torch.sort(key, dim=1, stable=True).indices
+        # weakest first; equal permanences: lower presynaptic cell first
+        by_pre = torch.sort(pre, dim=1, stable=True).indices
+        key = torch.where(eligible, perm, torch.full_like(perm, 3.0)).gather(1, by_pre)
+        order = by_pre.gather(1, torch.sort(key, dim=1, stable=True).indices)
         rank = torch.empty_like(order)
         rank.scatter_(1, order, torch.arange(W, device=self.device).expand_as(order))
         kill = eligible & (rank < overrun[:, None])

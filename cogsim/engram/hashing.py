@@ -13,6 +13,7 @@ other devices use ``torch.remainder`` on int64 (exact, Python sign rules).
 """
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Sequence
 
@@ -104,7 +105,8 @@ class NgramHashMapping:
         self.vocab_size_across_layers = head_primes(self.vocab_size_per_ngram, self.max_ngram_size,
                                                     self.n_head_per_ngram, self.layer_ids)
         all_primes = [p for layer in self.layer_ids for p in self.head_sizes(layer)]
-        self._fast_mod = FAST_MOD_MIN_PRIME <= min(all_primes) and max(all_primes) <= FAST_MOD_MAX_PRIME
+        self._fast_mod = (FAST_MOD_MIN_PRIME <= min(all_primes) and max(all_primes) <= FAST_MOD_MAX_PRIME
+                          and sys.byteorder == "little")  # the int32 lane pairs assume (low, high) order
         self._constants: dict[torch.device, dict[str, object]] = {}
         self._scratch = threading.local()  # per-thread chunk buffers: a prefetch thread may hash too
 

@@ -87,12 +87,12 @@ def run(args: argparse.Namespace) -> int:
         from cogsim.evaluate.nab import load_windows, match_labels
 
         labels = match_labels([str(p) for p in paths], load_windows(args.labels))
-    series = [read_series(p) for p in paths]
     try:
         config = DetectorConfig(**{"spatial_anomaly": not args.no_spatial, "use_likelihood": not args.raw,
                                    **parse_settings(args.set)})
     except ValueError as e:
         raise CogsimError(f"--set: {e}") from None
+    series = [read_series(p) for p in paths]
     total = sum(len(v) for _, v in series)
     bar = _progress(args.quiet)
     t0 = time.perf_counter()

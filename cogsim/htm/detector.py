@@ -1,0 +1,277 @@
+"""The classic HTM anomaly detector for time series, every series a stream of one batched SP + TM.
+
+Per series (NuPIC's NAB detector settings, DESIGN §5.2): the value goes through an RDSE (400 bits,
+21 active, resolution ``max(0.001, range/130)`` over the value range padded by 20%) and the timestamp
+through a time-of-day encoder (21 bits, radius 9.49 h); the concatenated SDR feeds a spatial pooler
+(2048 columns, 40 active, global inhibition, potentialPct 0.8, synPermConnected 0.2, inc 0.003,
+dec 0.0005, no boosting) and a temporal memory (32 cells/column, activation 13, minThreshold 10,
+initial permanence 0.21, connected 0.2, 20 new synapses, inc/dec 0.1, 128 segments/cell,
+32 synapses/segment). The TM's raw anomaly goes through the anomaly likelihood (learning and
+estimation periods split from each series' probationary period, min(15% of its rows, 750)) and the
+reported score is the log-likelihood; a value outside the range seen so far ± 5% ("spatial anomaly",
+as NuPIC's and htm.core's NAB detectors do) scores 1.
+
+All series run together: row ``t`` of every series is one step of the batch. Shorter series are
+padded; once a series has ended its stream gets an empty input and no active columns, so its TM
+neither activates nor grows anything, and its outputs are dropped.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from cogsim.htm.encoders import RDSE, DateEncoder
+from cogsim.htm.likelihood import likelihood_series, log_likelihood
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Every knob of the pipeline; defaults are NuPIC's NAB detector (see the module docstring)."""
+
+    # Value encoder (RDSE); resolution = max(min_resolution, padded range / num_buckets).
+    rdse_size: int = 400
+    rdse_active_bits: int = 21
+    num_buckets: float = 130.0
+    min_resolution: float = 0.001
+    range_padding: float = 0.2
+    rdse_seed: int = 42
+    # Date encoder: (active bits, radius) or None.
+    time_of_day: tuple[int, float] | None = (21, 9.49)
+    day_of_week: tuple[int, float] | None = None
+    weekend: int | None = None
+    # Spatial pooler.
+    columns: int = 2048
+    active_columns: int = 40
+    potential_pct: float = 0.8
+    syn_perm_connected: float = 0.2
+    syn_perm_active_inc: float = 0.003
+    syn_perm_inactive_dec: float = 0.0005
+    boost_strength: float = 0.0
+    sp_seed: int = 1956
+    # Temporal memory.
+    cells_per_column: int = 32
+    activation_threshold: int = 13
+    min_threshold: int = 10
+    initial_permanence: float = 0.21
+    connected_permanence: float = 0.2
+    max_new_synapse_count: int = 20
+    permanence_increment: float = 0.1
+    permanence_decrement: float = 0.1
+    predicted_segment_decrement: float = 0.0
+    max_segments_per_cell: int = 128
+    max_synapses_per_segment: int = 32
+    tm_seed: int = 1960
+    # Scoring.
+    probation_percent: float = 0.15
+    max_probation_rows: int = 750
+    use_likelihood: bool = True
+    reestimation_period: int = 100
+    historic_window_size: int = 8640
+    spatial_anomaly: bool = True
+    spatial_tolerance: float = 0.05
+    # Rows encoded at once (memory vs. overhead).
+    chunk_rows: int = 512
+
+    def __post_init__(self):
+        for name in ("rdse_size", "rdse_active_bits", "columns", "active_columns", "cells_per_column",
+                     "max_segments_per_cell", "max_synapses_per_segment", "chunk_rows", "reestimation_period",
+                     "historic_window_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be ≥ 1, got {getattr(self, name)}")
+        if not 0 < self.probation_percent < 1:
+            raise ValueError(f"probation_percent: must be in (0, 1), got {self.probation_percent}")
+        if self.num_buckets <= 0 or self.min_resolution <= 0:
+            raise ValueError("num_buckets: num_buckets and min_resolution must be > 0")
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+@dataclass
+class Detection:
+    """One series' output: the final anomaly score and the intermediate signals behind it."""
+
+    score: np.ndarray
+    raw: np.ndarray
+    likelihood: np.ndarray
+    spatial: np.ndarray
+    resolution: float
+    probation: int = 0
+    extras: dict = field(default_factory=dict)
+
+
+def probation_rows(n: int, config: DetectorConfig) -> int:
+    """NAB's probationary period: min(floor(pct·n), pct·5000) rows."""
+    return int(min(math.floor(config.probation_percent * n), config.max_probation_rows))
+
+
+def rdse_resolution(values: np.ndarray, config: DetectorConfig) -> float:
+    """NuPIC's rule: max(min_resolution, (max − min padded by 20% each side) / num_buckets)."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    pad = abs(hi - lo) * config.range_padding
+    return max(config.min_resolution, ((hi + pad) - (lo - pad)) / config.num_buckets)
+
+
+def spatial_anomaly(values: np.ndarray, tolerance: float = 0.05) -> np.ndarray:
+    """True where a value leaves the range of all earlier values by more than ``tolerance`` of that
+    range (never while the earlier values are all equal)."""
+    v = np.asarray(values, dtype=np.float64)
+    out = np.zeros(len(v), dtype=bool)
+    if len(v) < 2:
+        return out
+    lo = np.minimum.accumulate(v)[:-1]
+    hi = np.maximum.accumulate(v)[:-1]
+    tol = (hi - lo) * tolerance
+    out[1:] = (hi != lo) & ((v[1:] > hi + tol) | (v[1:] < lo - tol))
+    return out
+
+
+class _Encoder:
+    """Timestamps and values of all streams → SP input SDRs, a chunk of rows at a time."""
+
+    def __init__(self, resolutions: np.ndarray, config: DetectorConfig):
+        self.rdse = RDSE(config.rdse_size, config.rdse_active_bits, resolutions, seed=config.rdse_seed)
+        self.date = None
+        if config.time_of_day or config.day_of_week or config.weekend:
+            self.date = DateEncoder(config.time_of_day, config.day_of_week, config.weekend)
+        self.size = self.rdse.size + (self.date.size if self.date else 0)
+
+    def dense(self, times: np.ndarray, values: np.ndarray, active: np.ndarray, device) -> torch.Tensor:
+        """Bool [streams, rows, size]; rows of inactive (finished) streams are all False."""
+        idx = self.rdse.encode_indices(values)
+        if self.date is not None:
+            idx = np.concatenate([idx, self.date.encode_indices(times) + self.rdse.size], axis=-1)
+        s, r, k = idx.shape
+        out = torch.zeros(s, r, self.size, dtype=torch.bool)
+        out.view(s * r, self.size).scatter_(1, torch.from_numpy(idx.reshape(s * r, k)), True)
+        out &= torch.from_numpy(active)[..., None]
+        return out.to(device)
+
+
+def _make_pooler(input_size: int, streams: int, config: DetectorConfig, device):
+    from cogsim.htm.spatial_pooler import SpatialPooler
+
+    return SpatialPooler(
+        input_size, num_columns=config.columns, potential_radius=None, potential_pct=config.potential_pct,
+        global_inhibition=True, num_active_columns=config.active_columns, stimulus_threshold=0,
+        syn_perm_connected=config.syn_perm_connected, syn_perm_active_inc=config.syn_perm_active_inc,
+        syn_perm_inactive_dec=config.syn_perm_inactive_dec, boost_strength=config.boost_strength,
+        seed=config.sp_seed, streams=streams, device=device)
+
+
+def _make_memory(streams: int, config: DetectorConfig, device):
+    from cogsim.htm.temporal_memory import TemporalMemory
+
+    return TemporalMemory(
+        config.columns, cells_per_column=config.cells_per_column,
+        activation_threshold=config.activation_threshold, initial_permanence=config.initial_permanence,
+        connected_permanence=config.connected_permanence, min_threshold=config.min_threshold,
+        max_new_synapse_count=config.max_new_synapse_count, permanence_increment=config.permanence_increment,
+        permanence_decrement=config.permanence_decrement,
+        predicted_segment_decrement=config.predicted_segment_decrement,
+        max_segments_per_cell=config.max_segments_per_cell,
+        max_synapses_per_segment=config.max_synapses_per_segment, seed=config.tm_seed, streams=streams,
+        device=device)
+
+
+def _pad(arrays: Sequence[np.ndarray], length: int, fill) -> np.ndarray:
+    out = np.full((len(arrays), length), fill, dtype=np.asarray(arrays[0]).dtype)
+    for i, a in enumerate(arrays):
+        out[i, :len(a)] = a
+    return out
+
+
+def raw_anomaly_scores(series: Sequence[tuple[np.ndarray, np.ndarray]], config: DetectorConfig,
+                       resolutions: np.ndarray, device=None, progress: ProgressFn | None = None) -> list[np.ndarray]:
+    """Run all series through one batched encoder + SP + TM; the TM's raw anomaly per row."""
+    device = torch.device(device or "cpu")
+    lengths = np.array([len(v) for _, v in series])
+    streams, steps, total = len(series), int(lengths.max()), int(lengths.sum())
+    encoder = _Encoder(resolutions, config)
+    sp = _make_pooler(encoder.size, streams, config, device)
+    tm = _make_memory(streams, config, device)
+    values = _pad([np.asarray(v, dtype=np.float64) for _, v in series], steps, 0.0)
+    times = _pad([np.asarray(t).astype("datetime64[s]") for t, _ in series], steps, np.datetime64(0, "s"))
+    raw = torch.zeros(streams, steps, device=device)
+    done = 0
+    with torch.no_grad():
+        for start in range(0, steps, config.chunk_rows):
+            stop = min(start + config.chunk_rows, steps)
+            active = np.arange(start, stop)[None, :] < lengths[:, None]
+            sdr = encoder.dense(times[:, start:stop], values[:, start:stop], active, device)
+            ragged = not active.all()
+            mask = torch.from_numpy(active).to(device)
+            for j in range(stop - start):
+                cols = sp.compute(sdr[:, j], learn=True)
+                if ragged:
+                    cols = cols & mask[:, j, None]
+                raw[:, start + j] = tm.compute(cols, learn=True)
+            done += int(active.sum())
+            if progress is not None:
+                progress(done, total)
+    raw_np = raw.cpu().numpy().astype(np.float64)
+    return [raw_np[i, :n] for i, n in enumerate(lengths)]
+
+
+def score_series(values: np.ndarray, raw: np.ndarray, config: DetectorConfig, resolution: float) -> Detection:
+    """Raw anomaly → likelihood → log-likelihood, with the spatial-anomaly override."""
+    n = len(values)
+    prob = probation_rows(n, config)
+    learning = prob // 2
+    if config.use_likelihood:
+        lik = likelihood_series(raw, values, learning_period=learning, estimation_samples=prob - learning,
+                                historic_window_size=config.historic_window_size,
+                                reestimation_period=config.reestimation_period)
+        score = log_likelihood(lik)
+    else:
+        lik = np.full(n, np.nan)
+        score = np.asarray(raw, dtype=np.float64).copy()
+    spatial = spatial_anomaly(values, config.spatial_tolerance) if config.spatial_anomaly else np.zeros(n, bool)
+    score = np.where(spatial, 1.0, score)
+    return Detection(score=score, raw=np.asarray(raw), likelihood=lik, spatial=spatial, resolution=resolution,
+                     probation=prob)
+
+
+def _validate(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+    if not series:
+        raise ValueError("series: need at least one (timestamps, values) series")
+    for i, (t, v) in enumerate(series):
+        t, v = np.asarray(t), np.asarray(v)
+        if len(t) != len(v):
+            raise ValueError(f"series: series {i} has {len(t)} timestamps but {len(v)} values")
+        if len(v) == 0:
+            raise ValueError(f"series: series {i} is empty")
+        if not np.issubdtype(t.dtype, np.datetime64):
+            raise ValueError(f"series: series {i} timestamps must be numpy datetime64, got {t.dtype}")
+        if not np.all(np.isfinite(np.asarray(v, dtype=np.float64))):
+            raise ValueError(f"series: series {i} has non-finite values")
+
+
+def detect(series: Sequence[tuple[np.ndarray, np.ndarray]], config: DetectorConfig | None = None,
+           device=None, progress: ProgressFn | None = None) -> list[Detection]:
+    """Run the detector over every series (one batch, one stream each); full per-series details."""
+    config = config or DetectorConfig()
+    _validate(series)
+    resolutions = np.array([rdse_resolution(np.asarray(v, dtype=np.float64), config) for _, v in series])
+    raws = raw_anomaly_scores(series, config, resolutions, device=device, progress=progress)
+    return [score_series(np.asarray(v, dtype=np.float64), raw, config, res)
+            for (_, v), raw, res in zip(series, raws, resolutions)]
+
+
+def detect_many(series: Sequence[tuple[np.ndarray, np.ndarray]], progress: ProgressFn | None = None,
+                device=None, **options) -> list[np.ndarray]:
+    """Anomaly scores in [0, 1] for each (timestamps datetime64, values) series; ``options`` are
+    :class:`DetectorConfig` fields (e.g. ``spatial_anomaly=False``); ``progress(rows_done, rows_total)``
+    is called as rows are processed."""
+    unknown = sorted(set(options) - set(DetectorConfig.option_names()))
+    if unknown:
+        raise ValueError(f"{unknown[0]}: unknown detector option (known: {', '.join(DetectorConfig.option_names())})")
+    config = replace(DetectorConfig(), **options)
+    return [d.score for d in detect(series, config, device=device, progress=progress)]

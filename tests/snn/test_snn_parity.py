@@ -3,6 +3,8 @@
 tolerance — for every reset mode, scalar and per-neuron parameters, and every implementation."""
 from __future__ import annotations
 
+import zlib
+
 import pytest
 import snntorch
 import torch
@@ -52,8 +54,8 @@ def _backends(reset: str) -> list[str]:
 @pytest.mark.parametrize("reset", RESETS)
 @pytest.mark.parametrize("form", ["scalar", "per_neuron"])
 @pytest.mark.parametrize("learn", [False, True])
-def test_leaky_matches_snntorch(reset, form, learn):
-    gen = torch.Generator().manual_seed(hash((reset, form, learn)) % 2**31)
+def test_leaky_matches_snntorch(reset, form, learn, seed=0):
+    gen = torch.Generator().manual_seed(zlib.crc32(f"{reset}{form}{learn}".encode()) + seed)
     beta0, thr0, _ = _params(form, gen)
     x, (g_spk, g_mem, _) = _inputs(gen)
     ref = snntorch.Leaky(beta=beta0.clone(), threshold=thr0.clone(), reset_mechanism=reset,
@@ -75,15 +77,15 @@ def test_leaky_matches_snntorch(reset, form, learn):
         torch.autograd.backward([spk, mem], [g_spk, g_mem])
         _close(x.grad, ref_gx)
         x.grad = None
-        if learn:
-            _close(beta.grad, ref.beta.grad)
-            _close(thr.grad, ref.threshold.grad)
+        if learn:  # sums over all steps and samples: compared at 1e-4 of their scale
+            _close(beta.grad, ref.beta.grad, 1e-4)
+            _close(thr.grad, ref.threshold.grad, 1e-4)
 
 
 @pytest.mark.parametrize("reset", RESETS)
 @pytest.mark.parametrize("form", ["scalar", "per_neuron"])
-def test_synaptic_matches_snntorch(reset, form):
-    gen = torch.Generator().manual_seed(hash((reset, form, "syn")) % 2**31)
+def test_synaptic_matches_snntorch(reset, form, seed=0):
+    gen = torch.Generator().manual_seed(zlib.crc32(f"{reset}{form}syn".encode()) + seed)
     beta0, thr0, alpha0 = _params(form, gen)
     x, grads = _inputs(gen)
     with torch.no_grad():
@@ -111,9 +113,9 @@ def test_synaptic_matches_snntorch(reset, form):
         torch.autograd.backward([spk, syn, mem], grads)
         _close(x.grad, ref_gx)
         x.grad = None
-        _close(alpha.grad, ref.alpha.grad)
-        _close(beta.grad, ref.beta.grad)
-        _close(thr.grad, ref.threshold.grad)
+        _close(alpha.grad, ref.alpha.grad, 1e-4)
+        _close(beta.grad, ref.beta.grad, 1e-4)
+        _close(thr.grad, ref.threshold.grad, 1e-4)
 
 
 @pytest.mark.parametrize("name,ours,theirs", [

@@ -8,6 +8,7 @@ over layers, orders and heads exactly as the demo does.
 """
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 
@@ -88,21 +89,14 @@ def reference_primes(engram_vocab_size: list[int], max_ngram_size: int, n_head_p
     """Walk layers, then orders 2..N, then heads; each head takes the first prime above the search
     start that no earlier head took. The start is ``vocab - 1`` for each order, then the prime just found."""
     taken: set[int] = set()
-    result: dict[int, list[list[int]]] = {}
-    for layer_id in layer_ids:
-        per_order = []
-        for n in range(2, max_ngram_size + 1):
-            start = engram_vocab_size[n - 2] - 1
-            heads = []
-            for _ in range(n_head_per_ngram):
-                candidate = start + 1
-                while not (isprime(candidate) and candidate not in taken):
-                    candidate += 1
-                taken.add(candidate)
-                heads.append(candidate)
-                start = candidate
-            per_order.append(heads)
-        result[layer_id] = per_order
+    result: dict[int, list[list[int]]] = {layer_id: [[] for _ in range(2, max_ngram_size + 1)] for layer_id in layer_ids}
+    for layer_id, n, head in itertools.product(layer_ids, range(2, max_ngram_size + 1), range(n_head_per_ngram)):
+        heads = result[layer_id][n - 2]
+        candidate = (heads[-1] if head else engram_vocab_size[n - 2] - 1) + 1
+        while candidate in taken or not isprime(candidate):
+            candidate += 1
+        taken.add(candidate)
+        heads.append(candidate)
     return result
 
 

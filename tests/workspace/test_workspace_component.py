@@ -251,3 +251,20 @@ def test_default_slot_width_is_a_quarter_of_d_model():
     assert WorkspaceComponent(WorkspaceParams(), Sizes(256, 4, 16, 10)).d_slot == 64
     assert WorkspaceComponent(WorkspaceParams(heads=3), Sizes(100, 4, 16, 10)).d_slot == 24
     assert WorkspaceComponent(WorkspaceParams(d_slot=40), Sizes(256, 4, 16, 10)).d_slot == 40
+
+
+def test_gradcheck_without_straight_through():
+    """Analytic gradients equal finite differences (winners fixed; float64, tiny sizes)."""
+    torch.manual_seed(0)
+    sizes = Sizes(d_model=8, n_heads=2, seq_len=6, vocab_size=10)
+    ws = WorkspaceComponent(WorkspaceParams(slots=3, top_k=1, d_slot=4, d_key=4, heads=2, chunk=4,
+                                            straight_through=False), sizes).double()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 6, 8, dtype=torch.float64, generator=g, requires_grad=True)
+    c0 = torch.randn(1, 6, 8, dtype=torch.float64, generator=g).mul(3.0).requires_grad_()
+    c1 = torch.randn(1, 6, 8, dtype=torch.float64, generator=g, requires_grad=True)
+
+    def f(x, c0, c1):
+        return ws({"x": x, "candidates": [c0, c1]}, Context())["out"]
+
+    assert torch.autograd.gradcheck(f, (x, c0, c1), eps=1e-6, atol=1e-6, fast_mode=True)

@@ -129,7 +129,7 @@ class Sweep:
 
     def at(self, threshold: float) -> int:
         """Index of the state for detections ``score ≥ threshold``."""
-        return int(np.searchsorted(-self.thresholds, -threshold, side="right") - 1)
+        return max(int(np.searchsorted(-self.thresholds, -threshold, side="right")) - 1, 0)
 
 
 def sweep(series: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], cost: CostMatrix) -> Sweep:

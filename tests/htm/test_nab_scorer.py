@@ -49,6 +49,7 @@ def test_false_positive_and_false_negative_at_a_fixed_threshold():
     after = score_with([500, 650], threshold=0.5)  # FP 51 rows after a 100-row window
     fp = (2 / (1 + math.exp(5 * 51 / 99)) - 1) * 0.11
     assert after.raw == pytest.approx(1.0 + fp)
+    assert score_with([300], threshold=2.0).raw == pytest.approx(-1.0)  # threshold above every score
     far = score_with([500, 999], threshold=0.5)  # beyond 3 window widths: −A_FP
     assert far.raw == pytest.approx(1.0 - 0.11)
     assert (far.detected_windows, far.false_positive_rows) == (1, 1)
@@ -75,6 +76,7 @@ def test_normalisation_null_zero_perfect_hundred_over_two_series():
             perfect[k][1][np.searchsorted(TS, lo)] = 1.0
     res = score_corpus(perfect, wins)
     assert res.score == pytest.approx(100.0) and res.perfect == 3 and res.null == pytest.approx(-3.0)
+    assert res.per_series == pytest.approx({"a": 2.0, "b": 1.0})
     low_fn = score_corpus(zero, wins, profile="reward_low_FN_rate")
     assert low_fn.null == pytest.approx(-6.0) and low_fn.score == pytest.approx(0.0)
     with pytest.raises(CogsimError, match="profile"):

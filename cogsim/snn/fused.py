@@ -99,57 +99,90 @@ def _toeplitz_scan(x: torch.Tensor, decay: torch.Tensor, h0: torch.Tensor | None
 
 
 def _direct(gs, gm, mem, thr, surrogate):
-    """(gspk·σ', gmem + gspk·σ'): the gradient reaching each membrane from its own step."""
-    ds = gs * surrogate.grad(mem - thr) if gs is not None else None
-    if ds is None:
-        return None, gm if gm is not None else torch.zeros_like(mem)
-    return ds, ds if gm is None else gm + ds
+    """(gspk·σ' or None, gmem + gspk·σ'): the gradient reaching each membrane from its own step;
+    the second is a fresh tensor the caller may overwrite."""
+    if gs is None:
+        return None, gm.clone() if gm is not None else torch.zeros_like(mem)
+    ds = surrogate.grad(mem - thr).mul_(gs)
+    return ds, ds.clone() if gm is None else gm + ds
 
 
-def _resets(mem, mem0, thr):
-    """(mem_{t-1} for every t, r_t = H(mem_{t-1} - thr))."""
-    prev = torch.cat((mem0.reshape(1, -1).expand(1, mem.shape[1]), mem[:-1]))
-    return prev, _heaviside(prev - thr)
+def _reverse_recurrence(y, decay, mem=None, thr=None):
+    """In place ``y_t += g_t · y_{t+1}`` from the end, with ``g_t = decay`` or, for reset zero (``mem``
+    given), ``decay · (mem_t <= thr)`` (no carry across a reset). On CPU a loop over cache-resident
+    rows is fastest; elsewhere the doubling scan needs only a few kernel launches."""
+    if y.device.type != "cpu":
+        g = decay if mem is None else decay * (mem <= thr).to(y.dtype)
+        y.copy_(linear_scan(y, g, reverse=True))
+        return y
+    for t in range(y.shape[0] - 2, -1, -1):
+        g = decay if mem is None else decay * (mem[t] <= thr).to(y.dtype)
+        y[t].addcmul_(g, y[t + 1])
+    return y
 
 
-def _carry_decay(beta, keep):
-    """Decay of the adjoint from step t+1 to t: β·c_{t+1} (per step) for reset zero, else β."""
-    if keep is None:
-        return beta
-    return torch.cat((beta * keep[1:], torch.zeros_like(keep[:1])))
+def _shifted_sum(a, mem, mem0):
+    """Σ_t a_t · mem_{t-1} (with mem_{-1} = mem0), per element."""
+    return (a[1:] * mem[:-1]).sum(0) + a[0] * mem0
 
 
-def leaky_adjoint(gs, gm, mem, mem0, beta, thr, surrogate, reset):
-    """Loop-free backward of the leaky neuron: (dx [T, M], dbeta, dthr, dmem0) shaped like the inputs."""
-    ds, direct = _direct(gs, gm, mem, thr, surrogate)
-    prev, r = _resets(mem, mem0, thr)
-    keep = 1 - r if reset == "zero" else None
-    adj = linear_scan(direct, _carry_decay(beta, keep), reverse=True)
-    dbeta = (adj * (prev if keep is None else keep * prev)).sum(0).sum_to_size(beta.shape)
-    dthr = torch.zeros_like(mem0) if ds is None else -ds.sum(0)
+def _threshold_grad(ds, adj, mem, mem0, thr, reset):
+    """dL/dthr = -Σ gspk σ' - [subtract] Σ A_t r_t, per element."""
+    dthr = -ds.sum(0) if ds is not None else torch.zeros_like(mem0)
     if reset == "subtract":
-        dthr = dthr - (adj * r).sum(0)
-    dmem0 = beta * adj[0] if keep is None else beta * keep[0] * adj[0]
-    return adj, dbeta, dthr.sum_to_size(thr.shape), dmem0.sum_to_size(mem0.shape)
+        dthr -= _shifted_sum(adj, (mem > thr).to(mem.dtype), (mem0 > thr).to(mem.dtype))
+    return dthr
 
 
-def synaptic_adjoint(gs, gsyn, gm, syn, mem, syn0, mem0, alpha, beta, thr, surrogate, reset):
-    """Loop-free backward of the synaptic neuron: (dx, dalpha, dbeta, dthr, dsyn0, dmem0)."""
-    ds, direct = _direct(gs, gm, mem, thr, surrogate)
-    prev, r = _resets(mem, mem0, thr)
-    keep = 1 - r if reset == "zero" else None
-    adj = linear_scan(direct, _carry_decay(beta, keep), reverse=True)            # dL/dmem_t
-    to_syn = adj if keep is None else keep * adj
-    sadj = linear_scan(to_syn if gsyn is None else to_syn + gsyn, alpha, reverse=True)  # dL/dsyn_t
-    prev_syn = torch.cat((syn0.reshape(1, -1).expand(1, syn.shape[1]), syn[:-1]))
-    dalpha = (sadj * prev_syn).sum(0).sum_to_size(alpha.shape)
-    dbeta = (to_syn * prev).sum(0).sum_to_size(beta.shape)
-    dthr = torch.zeros_like(mem0) if ds is None else -ds.sum(0)
-    if reset == "subtract":
-        dthr = dthr - (adj * r).sum(0)
-    dmem0 = beta * adj[0] if keep is None else beta * keep[0] * adj[0]
-    return (sadj, dalpha, dbeta, dthr.sum_to_size(thr.shape), (alpha * sadj[0]).sum_to_size(syn0.shape),
-            dmem0.sum_to_size(mem0.shape))
+def _reduce(grad, like):
+    return None if grad is None else grad.sum_to_size(like.shape)
+
+
+def leaky_adjoint(gs, gm, mem, mem0, beta, thr, surrogate, reset, need=(True, True, True, True)):
+    """Backward of the leaky neuron in torch ops: (dx [T, M], dbeta, dthr, dmem0), each shaped like
+    its input; parameter gradients only where ``need`` (x, beta, thr, mem0) asks for them."""
+    zero = reset == "zero"
+    ds, adj = _direct(gs, gm, mem, thr, surrogate)
+    _reverse_recurrence(adj, beta, mem if zero else None, thr)
+    keep0 = (mem0 <= thr).to(mem.dtype) if zero else 1
+    dbeta = dthr = dmem0 = None
+    if need[1]:
+        if zero:  # dβ = Σ A_t c_t mem_{t-1}: the part of the old membrane that survived the reset
+            dbeta = _shifted_sum(adj, mem * (mem <= thr).to(mem.dtype), mem0 * keep0)
+        else:
+            dbeta = _shifted_sum(adj, mem, mem0)
+    if need[2]:
+        dthr = _threshold_grad(ds, adj, mem, mem0, thr, reset)
+    if need[3]:
+        dmem0 = beta * keep0 * adj[0]
+    return adj, _reduce(dbeta, beta), _reduce(dthr, thr), _reduce(dmem0, mem0)
+
+
+def synaptic_adjoint(gs, gsyn, gm, syn, mem, syn0, mem0, alpha, beta, thr, surrogate, reset,
+                     need=(True,) * 6):
+    """Backward of the synaptic neuron in torch ops: (dx, dalpha, dbeta, dthr, dsyn0, dmem0)."""
+    zero = reset == "zero"
+    ds, adj = _direct(gs, gm, mem, thr, surrogate)
+    _reverse_recurrence(adj, beta, mem if zero else None, thr)              # dL/dmem_t
+    to_syn = adj
+    if zero:  # mem_t = c_t (β mem_{t-1} + syn_t): the membrane adjoint passes c_t = 1 - r_t
+        to_syn = adj.clone()
+        to_syn[1:] *= (mem[:-1] <= thr).to(mem.dtype)
+        to_syn[0] *= (mem0 <= thr).to(mem.dtype)
+    sadj = to_syn.clone() if gsyn is None else to_syn + gsyn
+    _reverse_recurrence(sadj, alpha)                                         # dL/dsyn_t
+    grads = [sadj, None, None, None, None, None]
+    if need[1]:
+        grads[1] = _shifted_sum(sadj, syn, syn0)
+    if need[2]:
+        grads[2] = _shifted_sum(to_syn, mem, mem0)
+    if need[3]:
+        grads[3] = _threshold_grad(ds, adj, mem, mem0, thr, reset)
+    if need[4]:
+        grads[4] = alpha * sadj[0]
+    if need[5]:
+        grads[5] = beta * (to_syn[0] if zero else adj[0])
+    return (sadj, *(_reduce(g, p) for g, p in zip(grads[1:], (alpha, beta, thr, syn0, mem0))))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -200,10 +233,10 @@ class LeakySequence(torch.autograd.Function):
             dx, dbeta, dthr, dmem0 = native.leaky_backward(gs, gm, mem, mem0, beta, thr, sg, ctx.surrogate.kind,
                                                            ctx.surrogate.params, ctx.reset)
         else:
-            dx, dbeta, dthr, dmem0 = leaky_adjoint(gs, gm, mem, mem0, beta, thr, ctx.surrogate, ctx.reset)
-        need = ctx.needs_input_grad
-        return (dx if need[0] else None, dbeta if need[1] else None, dthr if need[2] else None,
-                dmem0 if need[3] else None, None, None, None)
+            dx, dbeta, dthr, dmem0 = leaky_adjoint(gs, gm, mem, mem0, beta, thr, ctx.surrogate, ctx.reset,
+                                                   ctx.needs_input_grad[:4])
+        grads = (dx, dbeta, dthr, dmem0)
+        return tuple(g if n else None for g, n in zip(grads, ctx.needs_input_grad[:4])) + (None, None, None)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -250,12 +283,9 @@ class SynapticSequence(torch.autograd.Function):
             grads = native.synaptic_backward(gs, gsyn, gm, syn, mem, syn0, mem0, alpha, beta, thr, sg,
                                              ctx.surrogate.kind, ctx.surrogate.params, ctx.reset)
         else:
-            grads = synaptic_adjoint(gs, gsyn, gm, syn, mem, syn0, mem0, alpha, beta, thr,
-                                            ctx.surrogate, ctx.reset)
-        dx, dalpha, dbeta, dthr, dsyn0, dmem0 = grads
-        need = ctx.needs_input_grad
-        out = (dx, dalpha, dbeta, dthr, dsyn0, dmem0)
-        return tuple(g if n else None for g, n in zip(out, need[:6])) + (None, None, None)
+            grads = synaptic_adjoint(gs, gsyn, gm, syn, mem, syn0, mem0, alpha, beta, thr, ctx.surrogate,
+                                     ctx.reset, ctx.needs_input_grad[:6])
+        return tuple(g if n else None for g, n in zip(grads, ctx.needs_input_grad[:6])) + (None, None, None)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -278,7 +308,7 @@ class ParallelLeaky(torch.autograd.Function):
         mem, beta, thr, mem0 = ctx.saved_tensors
         if gs is None and gm is None:
             return None, None, None, None, None
-        grads = leaky_adjoint(gs, gm, mem, mem0, beta, thr, ctx.surrogate, "none")
+        grads = leaky_adjoint(gs, gm, mem, mem0, beta, thr, ctx.surrogate, "none", ctx.needs_input_grad[:4])
         return tuple(g if n else None for g, n in zip(grads, ctx.needs_input_grad)) + (None,)
 
 
@@ -299,7 +329,8 @@ class ParallelSynaptic(torch.autograd.Function):
         syn, mem, syn0, mem0, alpha, beta, thr = ctx.saved_tensors
         if gs is None and gsyn is None and gm is None:
             return (None,) * 7
-        grads = synaptic_adjoint(gs, gsyn, gm, syn, mem, syn0, mem0, alpha, beta, thr, ctx.surrogate, "none")
+        grads = synaptic_adjoint(gs, gsyn, gm, syn, mem, syn0, mem0, alpha, beta, thr, ctx.surrogate, "none",
+                                 ctx.needs_input_grad[:6])
         return tuple(g if n else None for g, n in zip(grads, ctx.needs_input_grad)) + (None,)
 
 

@@ -1,0 +1,188 @@
+"""The run report: figures (``figures/*.png``) and one self-contained ``report.html`` (images
+embedded as data URIs, no external files, works offline) with captions, the run summary and the
+probe-task accuracies. Called at the end of ``cogsim run`` and by ``cogsim viz``."""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import json
+import math
+from pathlib import Path
+
+from cogsim.viz.figures import Context, Figure, log, make_figures
+from cogsim.viz.probes import Probe, default_probes
+
+#: summary.json fields shown in the report, with how to print them
+SUMMARY_FIELDS = [
+    ("architecture", "architecture", str), ("run_dir", "run folder", str), ("device", "device", str),
+    ("corpus", "corpus", str), ("parameters", "parameters", lambda v: f"{v:,}"),
+    ("vocab_size", "vocabulary", str), ("steps", "steps", str), ("tokens", "tokens", lambda v: f"{v:,}"),
+    ("seconds", "time", lambda v: f"{v:.1f} s"), ("tokens_per_s", "throughput", lambda v: f"{v:,.0f} tok/s"),
+    ("first_train_loss", "first train loss", lambda v: f"{v:.4f}"),
+    ("last_train_loss", "last train loss", lambda v: f"{v:.4f}"),
+    ("first_val_loss", "first validation loss", lambda v: f"{v:.4f}"),
+    ("val_loss", "validation loss", lambda v: f"{v:.4f}"), ("val_bpb", "validation bits/byte", lambda v: f"{v:.4f}"),
+]
+#: summary.json keys that may hold probe-task results
+TASK_KEYS = ("probe_tasks", "tasks", "probes")
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2rem auto; max-width: 1300px;
+       padding: 0 1rem; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
+.sub { color: #666; margin-top: 0; }
+table { border-collapse: collapse; margin: .5rem 0; font-size: .92rem; }
+td, th { border: 1px solid #ddd; padding: .25rem .7rem; text-align: left; } td.num { text-align: right; }
+th { background: #f4f4f4; }
+figure { margin: 1.5rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: .92rem; color: #333; max-width: 1000px; } figcaption b { display: block; font-size: 1rem; }
+pre { background: #f7f7f7; padding: .6rem; overflow-x: auto; font-size: .82rem; max-height: 16rem; }
+nav a { margin-right: 1rem; } .warn { color: #a33; } code { background: #f2f2f2; padding: 0 .2rem; }
+"""
+
+
+def _png_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _summary_rows(summary: dict) -> list[tuple[str, str]]:
+    rows = []
+    for key, label, fmt in SUMMARY_FIELDS:
+        v = summary.get(key)
+        if v is None or (_number(v) and isinstance(v, float) and math.isnan(v)):
+            continue
+        try:
+            rows.append((label, fmt(v)))
+        except (TypeError, ValueError):
+            rows.append((label, str(v)))
+    return rows
+
+
+def task_rows(summary: dict) -> list[tuple[str, str, str]]:
+    """(task, accuracy, details) from whichever probe-task key summary.json has: a mapping
+    task → accuracy, task → {accuracy, …}, or a list of {task|name, accuracy, …}."""
+    found = next((summary[k] for k in TASK_KEYS if summary.get(k)), None)
+    if found is None:
+        return []
+    items = (list(found.items()) if isinstance(found, dict)
+             else [(d.get("task", d.get("name", "?")), d) for d in found if isinstance(d, dict)])
+    rows = []
+    for name, value in items:
+        if _number(value):
+            rows.append((str(name), f"{value:.3f}", ""))
+        elif isinstance(value, dict):
+            acc = value.get("accuracy")
+            rest = ", ".join(f"{k} {v:.4g}" if _number(v) else f"{k} {v}" for k, v in value.items()
+                             if k not in ("accuracy", "task", "name"))
+            rows.append((str(name), f"{acc:.3f}" if _number(acc) else "–", rest))
+    return rows
+
+
+def _table(rows, header=None) -> str:
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def render_html(title: str, subtitle: str, summary: dict, figures: list[Figure], probes: list[Probe],
+                failures: list[str], command: str) -> str:
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{CSS}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
+             f"<p class='sub'>{html.escape(subtitle)}</p>"]
+    nav = ["<a href='#summary'>summary</a>"] + [f"<a href='#fig{i}'>{html.escape(f.title)}</a>"
+                                                for i, f in enumerate(figures)]
+    parts.append("<nav>" + " ".join(nav) + "</nav>")
+    parts.append("<h2 id='summary'>Run summary</h2>")
+    rows = _summary_rows(summary)
+    parts.append(_table(rows) if rows else "<p>No <code>summary.json</code> in the run folder (the run has not "
+                                           "finished).</p>")
+    tasks = task_rows(summary)
+    if tasks:
+        parts.append("<h2>Probe tasks</h2>" + _table(tasks, ["task", "accuracy", "details"]))
+    if failures:
+        parts.append("<h2>Figures not drawn</h2><ul>" + "".join(f"<li class='warn'>{html.escape(f)}</li>"
+                                                                for f in failures) + "</ul>")
+    parts.append("<h2>Figures</h2>")
+    for i, f in enumerate(figures):
+        parts.append(f"<figure id='fig{i}'><img src='{_png_uri(f.path)}' alt='{html.escape(f.title)}'>"
+                     f"<figcaption><b>{html.escape(f.title)}</b>{html.escape(f.caption)}</figcaption></figure>")
+    if probes:
+        parts.append("<h2>Probe texts</h2><p>The figures show the model reading these texts (cut to the model's "
+                     "sequence length), with the recorder on.</p>")
+        for p in probes:
+            parts.append(f"<p><b>{html.escape(p.name)}</b>: {html.escape(p.title)}, {len(p.ids)} tokens</p>"
+                         f"<pre>{html.escape(p.text)}</pre>")
+    parts.append(f"<p class='sub'>Regenerate: <code>{html.escape(command)}</code></p></body></html>")
+    return "\n".join(parts)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def write_report(run_dir: str | Path, model=None, data=None, out: str | Path | None = None,
+                 text: str | None = None) -> Path:
+    """Draw the figures of the run in ``run_dir`` into ``out/figures/`` and write ``out/report.html``
+    (``out`` defaults to the run folder); returns the report's path.
+
+    ``model``: the trained CognitiveModel (None: rebuilt from the run folder with
+    :func:`cogsim.runs.load_run`); ``data``: the run's TokenData when at hand (its tokenizer and
+    validation split give the probe text without reading the corpus again); ``text``: a probe text
+    of one's own instead of the validation snippet.
+    """
+    run_dir = Path(run_dir)
+    out_dir = Path(out) if out is not None else run_dir
+    if model is None:
+        from cogsim.runs import load_run
+
+        loaded = load_run(run_dir)
+        model, tokenizer = loaded.model, loaded.tokenizer
+    elif data is not None:
+        tokenizer = data.tokenizer
+    else:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(run_dir / "tokenizer.json"))
+    spec = model.plan.spec
+    summary = _read_json(run_dir / "summary.json")
+    ctx = Context(model, tokenizer, [], _metrics(run_dir), out_dir / "figures")
+    try:
+        ctx.probes = default_probes(tokenizer, model.plan.sizes.seq_len, spec.data.path, spec.data.val_percent,
+                                    data=data, text=text)
+    except Exception as e:  # noqa: BLE001 - without probes, the graph and curves still come out
+        ctx.failures.append(f"probe texts: {type(e).__name__}: {e}")
+        log.warning("cogsim viz: warning: probe texts: %s", e)
+    figures = make_figures(ctx)
+    state = f"step {summary['steps']}" if "steps" in summary else "unfinished run"
+    subtitle = (f"{spec.description + ' — ' if spec.description else ''}{state}; report written "
+                f"{dt.datetime.now():%Y-%m-%d %H:%M}")
+    command = f"python -m cogsim viz {run_dir}" + (f" --out {out}" if out is not None else "")
+    page = render_html(f"cogsim run report: {spec.name}", subtitle, summary, figures, ctx.probes, ctx.failures,
+                       command)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "report.html"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    return path

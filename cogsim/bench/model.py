@@ -15,6 +15,7 @@ from cogsim.bench.common import add_csv_argument, append_csv, sync
 from cogsim.commands.common import console, human_count
 from cogsim.graph.ablate import plain_transformer, remove_nodes
 from cogsim.graph.build import build_plan
+from cogsim.component import Context
 from cogsim.graph.spec import ArchSpec, read_spec
 from cogsim.model import CognitiveModel
 from cogsim.train.trainer import make_optimizer, resolve_device
@@ -66,6 +67,68 @@ class Subject:
             self.model(self.ids[:, :-1])
 
 
+def node_calls(subject: Subject) -> list[tuple[str, dict, "Context"]]:
+    """Inputs of every node call in one training forward (per cycle), detached, for isolated timing."""
+    calls = []
+    originals = {}
+    for name, comp in subject.model.components():
+        originals[name] = comp.forward
+
+        def spy(inputs, ctx, _name=name, _orig=comp.forward):
+            calls.append((_name, _detach(inputs), Context(ctx.cycle, ctx.cycles, None, _name)))
+            return _orig(inputs, ctx)
+
+        comp.forward = spy
+    try:
+        subject.model.train()
+        subject.model(subject.ids[:, :-1])
+    finally:
+        for name, comp in subject.model.components():
+            del comp.forward  # back to the class method
+    return calls
+
+
+def _detach(value):
+    if isinstance(value, dict):
+        return {k: _detach(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_detach(v) for v in value]
+    if torch.is_tensor(value) and value.is_floating_point():
+        return value.detach().clone().requires_grad_(True)
+    return value
+
+
+def node_costs(subject: Subject, repeat: int) -> dict[str, float]:
+    """Median seconds of forward + backward of each node on its captured inputs (summed over cycles)."""
+    calls = node_calls(subject)
+    costs: dict[str, float] = {}
+
+    def make(name, inputs, ctx):
+        comp = subject.model.nodes[name]
+
+        def step():
+            out = comp(inputs, ctx)
+            total = sum(v.float().square().mean() for v in out.values() if torch.is_tensor(v) and v.requires_grad)
+            if torch.is_tensor(total):
+                total.backward()
+        return step
+
+    steps = [(name, make(name, inputs, ctx)) for name, inputs, ctx in calls]
+    times: dict[int, list[float]] = {i: [] for i in range(len(steps))}
+    for _, fn in steps:
+        fn()
+    for _ in range(repeat):
+        for i, (_, fn) in enumerate(steps):
+            sync(subject.device)
+            t0 = time.perf_counter()
+            fn()
+            sync(subject.device)
+            times[i].append(time.perf_counter() - t0)
+    for i, (name, _) in enumerate(steps):
+        costs[name] = costs.get(name, 0.0) + statistics.median(times[i])
+    return costs
+
+
 def interleaved(subjects: list[Subject], what: str, repeat: int) -> dict[str, float]:
     """Median seconds per call of ``what`` for each subject, rounds interleaved across subjects."""
     times: dict[str, list[float]] = {s.label: [] for s in subjects}
@@ -106,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     base = subjects[-1].label
     table = Table(title=f"tokens/s (ratio = step time / {base}'s step time, same run)")
     for col in ("variant", "params", "train tok/s", "train ms", "train ratio", "infer tok/s", "infer ratio"):
-        table.add_column(col, justify="left" if col == "variant" else "right")
+        table.add_column(col, justify="left" if col == "variant" else "right", no_wrap=True)
     rows = []
     for s in subjects:
         row = {"bench": "model", "arch": spec.name, "variant": s.label, "device": str(device),
@@ -125,6 +188,16 @@ def run(args: argparse.Namespace) -> int:
             share = 1 - train[label] / train[spec.name]
             con.print(f"{label[8:]} costs {share:.1%} of {spec.name}'s training step time")
             rows[0][f"share_of_step_{label[8:]}"] = share  # e.g. share_of_step_workspace
+    costs = node_costs(subjects[0], args.repeat)
+    breakdown = Table(title=f"where {spec.name}'s training step goes (each node's forward+backward on its "
+                            "own inputs, all cycles)")
+    for col in ("node", "type", "ms", "share of step"):
+        breakdown.add_column(col, justify="left" if col in ("node", "type") else "right")
+    for name, sec in costs.items():
+        share = sec / train[spec.name]
+        breakdown.add_row(name, spec.nodes[name].type, f"{sec * 1e3:.1f}", f"{share:.1%}")
+        rows[0][f"node_share_{name}"] = share
+    con.print(breakdown)
     path = append_csv(args.csv, rows)
     con.print(f"appended to {path}")
     return 0

@@ -71,7 +71,11 @@ class DataSettings:
     path: str | None = None  # None: the embedded default corpus (the Python standard library)
     val_percent: float = 5.0  # share of files (or of the text of a single file) kept for validation
     tokenizer_sample_mb: float = 8.0  # training text used to fit the BPE tokenizer
+    task_mix: float = 0.0  # share of training windows taken from generated probe-task text (cogsim.data.tasks)
+    probe_count: int = 32  # instances per probe task at the end of training (0: no probes)
 
     def __post_init__(self) -> None:
         _check(0 < self.val_percent < 50, f"val_percent must be in (0, 50), got {self.val_percent}")
         _check(self.tokenizer_sample_mb > 0, f"tokenizer_sample_mb must be > 0, got {self.tokenizer_sample_mb}")
+        _check(0 <= self.task_mix <= 0.5, f"task_mix must be in [0, 0.5], got {self.task_mix}")
+        _check(self.probe_count >= 0, f"probe_count must be ≥ 0 (0 = no probes), got {self.probe_count}")

@@ -13,11 +13,13 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from cogsim.data.batches import WindowSampler, validation_windows
+from cogsim.data import tasks
+from cogsim.data.batches import TaskMixSampler, WindowSampler, task_stream, validation_windows
 from cogsim.data.corpus import load_corpus
-from cogsim.data.tokenizer import TokenData, prepare, token_bytes
+from cogsim.data.tokenizer import EOT, TokenData, prepare, token_bytes
 from cogsim.errors import CogsimError
 from cogsim.evaluate.metrics import evaluate
+from cogsim.evaluate.probes import flatten, run_probes, to_json
 from cogsim.graph.build import build_plan
 from cogsim.graph.spec import ArchSpec
 from cogsim.model import CognitiveModel
@@ -104,7 +106,7 @@ class Trainer:
         self.model.attach_run_dir(self.run_dir)
         self.model.attach_tokenizer(self.data.tokenizer)
         self.opt = make_optimizer(self.model, self.s)
-        self.sampler = WindowSampler(self.data.train, self.seq_len, self.s.batch_size, self.s.seed)
+        self.sampler = self._sampler()
         self.val = validation_windows(self.data.val, self.seq_len, self.s.eval_batches * self.s.batch_size)
         self.step, self.history = 0, []
         config = self.spec.resolved()
@@ -114,6 +116,28 @@ class Trainer:
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
             self.data.tokenizer.save(str(self.run_dir / "tokenizer.json"))
             self.metrics_path.write_text("")
+
+    def _sampler(self) -> WindowSampler:
+        """Corpus windows, with a share ``data.task_mix`` of generated probe-task text mixed in."""
+        share, s = self.spec.data.task_mix, self.s
+        if share <= 0:
+            return WindowSampler(self.data.train, self.seq_len, s.batch_size, s.seed)
+        tok = self.data.tokenizer
+        count = min(20000, max(256, math.ceil(1.5 * s.steps * s.batch_size * share)))
+        counter = lambda texts: [len(e.ids) for e in tok.encode_batch(list(texts), add_special_tokens=False)]
+        docs = tasks.training_documents(counter, self.seq_len, count, s.seed)
+        if not docs:
+            raise CogsimError(f"data.task_mix: no probe task fits model.seq_len = {self.seq_len} tokens; "
+                              "set data.task_mix=0 or raise model.seq_len")
+        task_tokens, starts = task_stream(tok, [d.text for d in docs], tok.token_to_id(EOT))
+        return TaskMixSampler(self.data.train, self.seq_len, s.batch_size, s.seed, task_tokens, starts, share)
+
+    def probe(self) -> dict:
+        """The probe tasks (cogsim.evaluate.probes) on the trained model; also written to probes.json."""
+        results = run_probes(self.model, self.data.tokenizer, self.seq_len, self.spec.data.probe_count,
+                             batch_size=self.s.batch_size)
+        (self.run_dir / "probes.json").write_text(json.dumps(to_json(results), indent=2))
+        return flatten(results)
 
     def _restore(self, folder: Path, config: dict) -> None:
         model_state, extra, record = checkpoint.load(folder)
@@ -227,6 +251,10 @@ class Trainer:
             self.progress.on_stop()
         elapsed = time.perf_counter() - t0
         summary = self.summary(elapsed)
+        if self.spec.data.probe_count > 0 and self.step >= s.steps:
+            t_probe = time.perf_counter()
+            summary["probes"] = self.probe()
+            summary["probe_seconds"] = time.perf_counter() - t_probe
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
 

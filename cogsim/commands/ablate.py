@@ -1,0 +1,187 @@
+"""``cogsim ablate ARCH``: train an architecture and its memory ablations over seeds (same data,
+budget and seeds), then write a CSV, a markdown table and a comparison figure with mean ± std over
+seeds and paired differences against the full architecture (95% CI). Resumable: finished runs are
+skipped, interrupted ones continued."""
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn, \
+    TimeRemainingColumn
+from rich.table import Table
+
+from cogsim.commands.common import console
+from cogsim.errors import CogsimError
+from cogsim.evaluate import ablation as ab
+from cogsim.train.trainer import Progress
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("arch", nargs="?", help="architecture YAML file (default: the suite's architecture)")
+    parser.add_argument("--suite", help="suite file (e.g. experiments/memory_ablations.yaml): architecture, seeds, "
+                                        "variants, budget; options given here override it")
+    parser.add_argument("--seeds", help="number of seeds N (seeds 0..N-1) or a comma-separated list (default 3)")
+    parser.add_argument("--steps", type=int, help="training steps of every run (train.steps)")
+    parser.add_argument("--variants", nargs="+", metavar="NAME",
+                        help="variants to run (comma- or space-separated; 'full' is always included); "
+                             "see --list")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a field of every variant, e.g. --set train.batch_size=8")
+    parser.add_argument("--out", help="ablation folder holding one run folder per variant and seed "
+                                      "(default: runs/ablate-<architecture>)")
+    parser.add_argument("--results", help="also copy the tables and the figure into this folder")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    parser.add_argument("--list", action="store_true", help="list the variants and runs, train nothing")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def _seeds(text: str | None, default: list[int]) -> list[int]:
+    if text is None:
+        return default
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            seeds = list(range(n))
+    except ValueError:
+        raise CogsimError(f"--seeds {text}: expected a positive count or a comma-separated list of integers") from None
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise CogsimError(f"--seeds {text}: seeds must be distinct")
+    return seeds
+
+
+def _progress(quiet: bool) -> tuple[ab.SuiteProgress, Bar | None]:
+    if quiet:
+        return ab.SuiteProgress(), None
+    con = console()
+    bar = Bar(TextColumn("[bold]{task.description:<26}"), BarColumn(), MofNCompleteColumn(),
+              TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+              console=con, transient=False)
+    state = {"last": 0, "run": None, "index": 0, "runs": 0}
+
+    def suite_start(runs, steps):
+        state["runs"] = runs
+        bar.start()
+        state["suite"] = bar.add_task("suite", total=max(steps, 1), info=f"{runs} runs to train")
+
+    def run_start(variant, seed, start, steps):
+        state["index"] += 1
+        state["last"] = start
+        if state["run"] is not None:
+            bar.remove_task(state["run"])
+        state["run"] = bar.add_task(f"{variant} seed {seed}", total=steps, completed=start, info="")
+        bar.update(state["suite"], info=f"run {state['index']}/{state['runs']}")
+
+    def on_step(step, loss, tps):
+        bar.advance(state["suite"], step - state["last"])
+        state["last"] = step
+        bar.update(state["run"], completed=step, info=f"loss {loss:.3f}  {tps:,.0f} tok/s")
+
+    def run_done(row, skipped):
+        probes = "  ".join(f"{m} {row[m]:.3f}" for m in ab.PROBE_METRICS if row.get(m) is not None)
+        what = "already done" if skipped else f"{row['seconds']:.0f} s"
+        bar.console.print(f"{row['variant']} seed {row['seed']}: val {row['val_bpb']:.4f} bits/byte  {probes}  ({what})")
+
+    trainer = lambda: Progress(on_step=on_step)
+    return ab.SuiteProgress(suite_start, run_start, trainer, run_done), bar
+
+
+def _table(summary: list[dict], variants: list[str], title: str) -> Table:
+    metrics = list(dict.fromkeys(r["metric"] for r in summary))
+    cells = {(r["variant"], r["metric"]): r for r in summary}
+    table = Table(title=title)
+    table.add_column("variant")
+    for m in metrics:
+        table.add_column(f"{ab.LABELS.get(m, m)} {'↓' if cells[(variants[0], m)]['better'] == 'lower' else '↑'}",
+                         justify="right")
+    for v in variants:
+        row = []
+        for m in metrics:
+            c, d = cells.get((v, m)), 4 if m == "val_bpb" else 3
+            if c is None or c["n"] == 0:
+                row.append("n/a")
+                continue
+            text = f"{c['mean']:.{d}f}" + (f" ± {c['std']:.{d}f}" if c["n"] > 1 else "")
+            if v != ab.FULL and c.get("diff_n", 0) > 0:
+                text += f"\nΔ {c['diff']:+.{d}f}"
+                if c["diff_n"] > 1:
+                    star = "*" if c["ci_low"] > 0 or c["ci_high"] < 0 else ""
+                    text += f" [{c['ci_low']:+.{d}f}, {c['ci_high']:+.{d}f}]{star}"
+            row.append(text)
+        table.add_row(v, *row)
+    return table
+
+
+def _header(name: str, description: str, spec, seeds: list[int], elapsed: float | None) -> str:
+    t, m, d = spec.train, spec.model, spec.data
+    budget = (f"{t.steps} steps × {t.batch_size} sequences × {m.seq_len} tokens per run "
+              f"({t.steps * t.batch_size * m.seq_len:,} tokens), lr {t.lr}, "
+              f"{d.task_mix:.0%} of training windows from generated probe-task text, "
+              f"{d.probe_count} probe instances per task")
+    lines = [f"# Memory ablations: {name}", ""]
+    if description:
+        lines += [description.strip(), ""]
+    lines += [f"Budget: {budget}; seeds {', '.join(map(str, seeds))}."]
+    if elapsed is not None:
+        lines += [f"Wall time of this invocation: {elapsed / 60:.1f} min."]
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    suite = ab.load_suite(args.suite) if args.suite else None
+    arch = args.arch or (suite.architecture if suite else None)
+    if arch is None:
+        raise CogsimError("give an architecture file (cogsim ablate ARCH) or --suite FILE")
+    if not Path(arch).exists():
+        raise CogsimError(f"{arch}: no such architecture file")
+    overrides = list(suite.overrides if suite else [])
+    if args.steps is not None:
+        overrides.append(f"train.steps={args.steps}")
+    overrides += args.overrides
+    names = [n for item in (args.variants or []) for n in item.split(",") if n.strip()] or (suite.variants if suite else None)
+    seeds = _seeds(args.seeds, suite.seeds if suite else [0, 1, 2])
+    variants = ab.select(ab.make_variants(arch, overrides), names)
+    full = variants[0].spec
+    out = Path(args.out or (suite.out if suite and suite.out else Path("runs") / f"ablate-{full.name}"))
+    con = console()
+    if args.list:
+        for v in variants:
+            con.print(f"{v.name:<14} {v.description}")
+        con.print(f"{len(variants)} variants × {len(seeds)} seeds = {len(variants) * len(seeds)} runs of "
+                  f"{full.train.steps} steps under {out}")
+        return 0
+    con.print(f"cogsim ablate: {full.name}, {len(variants)} variants × {len(seeds)} seeds → {out}")
+    progress, bar = _progress(args.quiet)
+    t0 = time.perf_counter()
+    try:
+        rows = ab.run_suite(variants, seeds, out, device=args.device, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    elapsed = time.perf_counter() - t0
+    names = [v.name for v in variants]
+    summary = ab.summarize(rows, names)
+    header = _header(full.name, suite.description if suite else "", full, seeds, elapsed)
+    files = [ab.write_csv(rows, ab.RUN_COLUMNS, out / "runs.csv"),
+             ab.write_csv(summary, ab.SUMMARY_COLUMNS, out / "ablation.csv")]
+    (out / "ablation.md").write_text(ab.markdown(summary, variants, seeds, header))
+    files.append(out / "ablation.md")
+    from cogsim.viz.ablation import plot_ablation
+
+    files.append(plot_ablation(summary, rows, out / "ablation.png",
+                               f"{full.name}: memory ablations, {len(seeds)} seeds × {full.train.steps} steps"))
+    con.print(_table(summary, names, f"ablation: {full.name} ({len(seeds)} seeds; Δ = variant − full, 95% CI)"))
+    results = args.results or (suite.results if suite else None)
+    if results:
+        Path(results).mkdir(parents=True, exist_ok=True)
+        for f in files:
+            shutil.copyfile(f, Path(results) / f.name)
+        con.print(f"tables and figure copied to {results}")
+    con.print(f"tables: {out / 'ablation.md'}, {out / 'ablation.csv'}, {out / 'runs.csv'}; figure: {out / 'ablation.png'}")
+    return 0

@@ -1,0 +1,343 @@
+"""The ablation runner behind ``cogsim ablate`` (DESIGN §9).
+
+An architecture and its variants — each memory system removed (graph bypass), the plain transformer
+of the same sizes, and an Engram control whose tables hold almost nothing — are trained on the same
+data, budget and seeds (a seed fixes initialisation and the data order, the same for every variant,
+so results pair by seed), then compared on validation bits per byte and every probe task: mean ±
+standard deviation over seeds and the paired difference against the full architecture with a
+Student-t 95% confidence interval. Every run is a normal run folder ``OUT/<variant>-seed<k>``;
+finished runs are skipped and interrupted ones resumed, so a suite can be stopped and restarted.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from cogsim.errors import CogsimError, SpecError
+from cogsim.evaluate.probes import METRICS as PROBE_METRICS
+from cogsim.evaluate.stats import mean_std, paired_difference
+from cogsim.graph.ablate import memory_nodes, plain_transformer, remove_nodes
+from cogsim.graph.build import build_plan
+from cogsim.graph.spec import ArchSpec, read_spec
+from cogsim.graph.yamlio import line_of, load_yaml
+from cogsim.train import checkpoint
+from cogsim.train.trainer import Progress, Trainer
+
+FULL, PLAIN, ENGRAM_MIN = "full", "plain", "engram_min"
+#: (metric, direction): +1 higher is better, −1 lower is better
+METRICS: tuple[tuple[str, int], ...] = (("val_bpb", -1), *((m, +1) for m in PROBE_METRICS))
+LABELS = {"val_bpb": "val bits/byte", "recall": "fact recall", "needle": "needle (multi-query)",
+          "vartrack": "variable tracking", "anomaly_lm": "anomaly AUC (LM surprisal)",
+          "anomaly_htm": "anomaly AUC (HTM)"}
+
+
+@dataclass
+class Variant:
+    name: str
+    description: str
+    spec: ArchSpec
+
+
+def _minimal_engram_overrides(spec: ArchSpec) -> list[str]:
+    """``engram_vocab_size = [2, …]`` for every Engram node: each head gets one of the smallest
+    primes (2, 3, 5, …) as its row count, so the tables can hold almost nothing."""
+    plan = build_plan(spec)
+    return [f"nodes.{n}.engram_vocab_size=[{', '.join(['2'] * (info.params.max_ngram_size - 1))}]"
+            for n, info in plan.nodes.items() if info.type == "engram"]
+
+
+def make_variants(arch: str | Path, overrides: list[str] | None = None) -> list[Variant]:
+    """Every variant of the architecture file (with ``overrides`` applied to all of them)."""
+    overrides = list(overrides or [])
+    spec = read_spec(arch, overrides)
+    build_plan(spec)
+    out = [Variant(FULL, f"{spec.name} as written", spec)]
+    memory = memory_nodes(spec)
+    if len(memory) > 1:  # with one memory system, removing it is the plain transformer
+        for node in memory:
+            out.append(Variant(f"no_{node}", f"without '{node}' ({spec.nodes[node].type}), bypassed",
+                               remove_nodes(spec, [node], label=f"{spec.name}-without-{node}")))
+    if memory:
+        out.append(Variant(PLAIN, f"plain transformer of the same sizes (without {', '.join(memory)})",
+                           plain_transformer(spec)))
+    minimal = _minimal_engram_overrides(spec)
+    if minimal:
+        control = read_spec(arch, overrides + minimal + [f"name={spec.name}-engram-minimal"])
+        build_plan(control)
+        out.append(Variant(ENGRAM_MIN, "Engram with minimal tables (the smallest primes as rows per head)", control))
+    return out
+
+
+def select(variants: list[Variant], names: list[str] | None) -> list[Variant]:
+    """The named variants in the given order (``full`` is always kept first: it is the reference)."""
+    if not names:
+        return variants
+    by_name = {v.name: v for v in variants}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise CogsimError(f"--variants: unknown variant {unknown[0]!r}; this architecture has "
+                          f"{', '.join(by_name)}")
+    chosen = [FULL] + [n for n in dict.fromkeys(names) if n != FULL]
+    return [by_name[n] for n in chosen]
+
+
+def with_seed(spec: ArchSpec, seed: int) -> ArchSpec:
+    return dataclasses.replace(spec, train=dataclasses.replace(spec.train, seed=seed))
+
+
+def run_dir_of(out: Path, variant: str, seed: int) -> Path:
+    return Path(out) / f"{variant}-seed{seed}"
+
+
+def _same_config(a: dict, b: dict) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def finished_summary(run_dir: Path, spec: ArchSpec) -> dict | None:
+    """The summary of a finished run of exactly ``spec`` in ``run_dir``, None if it is not finished;
+    an error if the folder holds a run of something else."""
+    config_path, summary_path = run_dir / "config.yaml", run_dir / "summary.json"
+    if not config_path.exists():
+        return None
+    saved = load_yaml(config_path)
+    now = spec.resolved()
+    strip = lambda c: {**c, "train": {k: v for k, v in dict(c.get("train", {})).items() if k != "steps"}}
+    if not _same_config(strip(_plain(saved)), strip(now)):
+        raise CogsimError(f"{run_dir} holds a run of a different configuration; choose another --out "
+                          "or remove that folder")
+    if not summary_path.exists():
+        return None
+    summary = json.loads(summary_path.read_text())
+    if summary.get("steps", 0) > spec.train.steps:
+        raise CogsimError(f"{run_dir} was trained for {summary['steps']} steps, more than the {spec.train.steps} "
+                          "asked; choose another --out or remove that folder")
+    if summary.get("steps") != spec.train.steps or (spec.data.probe_count > 0 and "probes" not in summary):
+        return None
+    return summary
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def done_steps(run_dir: Path) -> int:
+    """Steps already saved in a run folder's checkpoint (0 if none)."""
+    found = checkpoint.find(run_dir)
+    return json.loads((found / "state.json").read_text())["step"] if found else 0
+
+
+@dataclass
+class SuiteProgress:
+    """Callbacks of the suite runner (all optional): the CLI draws a progress display with them."""
+
+    on_suite_start: Callable[[int, int], None] = lambda runs, pending_steps: None  # runs to train, steps to go
+    on_run_start: Callable[[str, int, int, int], None] = lambda variant, seed, start_step, steps: None
+    trainer: Callable[[], Progress] = Progress  # progress callbacks for each run's Trainer
+    on_run_done: Callable[[dict, bool], None] = lambda row, skipped: None  # skipped: finished earlier
+
+
+def result_row(variant: str, seed: int, summary: dict) -> dict:
+    row = {"variant": variant, "seed": seed, "run_dir": summary.get("run_dir", ""),
+           "parameters": summary.get("parameters"), "steps": summary.get("steps"),
+           "seconds": summary.get("seconds"), "val_loss": summary.get("val_loss"), "val_bpb": summary.get("val_bpb")}
+    probes = summary.get("probes") or {}
+    for metric in PROBE_METRICS:
+        row[metric] = probes.get(metric)
+    return row
+
+
+def run_suite(variants: list[Variant], seeds: list[int], out: Path, device: str = "auto",
+              progress: SuiteProgress | None = None) -> list[dict]:
+    """Train (or pick up) every variant × seed under ``out``; returns one result row per run."""
+    progress = progress or SuiteProgress()
+    out = Path(out)
+    plan = []
+    for v in variants:
+        for seed in seeds:
+            spec, run_dir = with_seed(v.spec, seed), run_dir_of(out, v.name, seed)
+            plan.append((v, seed, spec, run_dir, finished_summary(run_dir, spec)))
+    pending = [p for p in plan if p[4] is None]
+    progress.on_suite_start(len(pending), sum(p[2].train.steps - done_steps(p[3]) for p in pending))
+    rows = []
+    for v, seed, spec, run_dir, summary in plan:
+        skipped = summary is not None
+        if not skipped:
+            start = done_steps(run_dir)
+            progress.on_run_start(v.name, seed, start, spec.train.steps)
+            trainer = Trainer(spec, run_dir, device=device, resume=start > 0, progress=progress.trainer())
+            summary = trainer.train()
+        row = result_row(v.name, seed, summary)
+        rows.append(row)
+        progress.on_run_done(row, skipped)
+    return rows
+
+
+def summarize(rows: list[dict], variants: list[str], metrics=METRICS, confidence: float = 0.95) -> list[dict]:
+    """Per variant and metric: n, mean, std over seeds, and the paired difference variant − full
+    (mean, its std, the t interval) over the seeds both have. Metrics that are n/a everywhere
+    (e.g. the HTM anomaly AUC of an architecture without HTM) are left out."""
+    by = {(r["variant"], r["seed"]): r for r in rows}
+    seeds = sorted({r["seed"] for r in rows})
+    out = []
+    for metric, direction in metrics:
+        if all(r.get(metric) is None or not math.isfinite(r[metric]) for r in rows):
+            continue
+        ref = [by.get((FULL, s), {}).get(metric) for s in seeds]
+        for variant in variants:
+            values = [by.get((variant, s), {}).get(metric) for s in seeds]
+            mean, std, n = mean_std(values)
+            row = {"variant": variant, "metric": metric, "better": "higher" if direction > 0 else "lower",
+                   "n": n, "mean": mean, "std": std}
+            if variant != FULL and FULL in variants:
+                d = paired_difference(values, ref, confidence)
+                row.update(diff=d.mean, diff_std=d.std, diff_n=d.n, ci_low=d.low, ci_high=d.high)
+            else:
+                row.update(diff=math.nan, diff_std=math.nan, diff_n=0, ci_low=math.nan, ci_high=math.nan)
+            out.append(row)
+    return out
+
+
+SUMMARY_COLUMNS = ["variant", "metric", "better", "n", "mean", "std", "diff", "diff_std", "diff_n", "ci_low", "ci_high"]
+RUN_COLUMNS = ["variant", "seed", "steps", "parameters", "seconds", "val_loss", "val_bpb", *PROBE_METRICS, "run_dir"]
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def write_csv(rows: list[dict], columns: list[str], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(columns)
+        for row in rows:
+            w.writerow([_cell(row.get(c)) for c in columns])
+    tmp.replace(path)
+    return path
+
+
+def _fmt(x: float, digits: int, signed: bool = False) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+
+
+def _digits(metric: str) -> int:
+    return 4 if metric == "val_bpb" else 3
+
+
+def markdown(summary: list[dict], variants: list[Variant], seeds: list[int], header: str = "") -> str:
+    """Two tables: mean ± std per variant and metric, and the paired difference against ``full``."""
+    metrics = list(dict.fromkeys(r["metric"] for r in summary))
+    cells = {(r["variant"], r["metric"]): r for r in summary}
+    arrows = {m: ("↓" if d < 0 else "↑") for m, d in METRICS}
+    names = [v.name for v in variants]
+    lines = [header.rstrip(), ""] if header else []
+    lines += [f"Mean ± standard deviation over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); "
+              "↓ lower is better, ↑ higher is better.", ""]
+    lines.append("| variant | " + " | ".join(f"{LABELS.get(m, m)} {arrows.get(m, '')}" for m in metrics) + " |")
+    lines.append("|---|" + "---:|" * len(metrics))
+    for name in names:
+        row = []
+        for m in metrics:
+            c = cells.get((name, m))
+            row.append("n/a" if c is None or not math.isfinite(c["mean"]) else
+                       f"{_fmt(c['mean'], _digits(m))} ± {_fmt(c['std'], _digits(m))}")
+        lines.append(f"| {name} | " + " | ".join(row) + " |")
+    if FULL in names and len(names) > 1:
+        conf = "95%"
+        lines += ["", f"Paired difference variant − full over the same seeds: mean [{conf} CI, Student t]; "
+                  "* marks an interval that excludes 0.", ""]
+        lines.append("| variant | " + " | ".join(f"Δ {LABELS.get(m, m)}" for m in metrics) + " |")
+        lines.append("|---|" + "---:|" * len(metrics))
+        for name in names:
+            if name == FULL:
+                continue
+            row = []
+            for m in metrics:
+                c = cells.get((name, m))
+                if c is None or not math.isfinite(c["diff"]):
+                    row.append("n/a")
+                    continue
+                d = _digits(m)
+                star = "*" if math.isfinite(c["ci_low"]) and (c["ci_low"] > 0 or c["ci_high"] < 0) else ""
+                row.append(f"{_fmt(c['diff'], d, True)} [{_fmt(c['ci_low'], d, True)}, {_fmt(c['ci_high'], d, True)}]{star}")
+            lines.append(f"| {name} | " + " | ".join(row) + " |")
+    lines += ["", "Variants:", ""]
+    lines += [f"- `{v.name}`: {v.description}" for v in variants]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Suite:
+    """An ablation suite file (``experiments/memory_ablations.yaml``)."""
+
+    file: str
+    architecture: str
+    seeds: list[int]
+    variants: list[str] | None = None
+    overrides: list[str] = field(default_factory=list)
+    out: str | None = None
+    results: str | None = None
+    description: str = ""
+
+
+SUITE_KEYS = {"architecture", "seeds", "variants", "steps", "set", "out", "results", "description"}
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and check a suite file; paths in it are relative to the repository root (the working
+    directory), like the commands that take them."""
+    file = str(path)
+    if not Path(path).exists():
+        raise CogsimError(f"--suite {path}: no such file")
+    raw = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise SpecError("expected a mapping with architecture, seeds, variants, steps, set, out, results", file, 1)
+    for key in raw:
+        if key not in SUITE_KEYS:
+            raise SpecError(f"unknown field {key!r}; expected {', '.join(sorted(SUITE_KEYS))}", file, line_of(raw, key))
+    if not isinstance(raw.get("architecture"), str):
+        raise SpecError("'architecture' must name an architecture file", file, line_of(raw, "architecture", 1))
+    seeds = raw.get("seeds", 3)
+    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds > 0:
+        seeds = list(range(seeds))
+    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+            and len(set(seeds)) == len(seeds)):
+        raise SpecError(f"'seeds' must be a positive count or a list of distinct integers, got {seeds!r}", file,
+                        line_of(raw, "seeds"))
+    variants = raw.get("variants")
+    if variants is not None and not (isinstance(variants, list) and all(isinstance(v, str) for v in variants)):
+        raise SpecError(f"'variants' must be a list of variant names, got {variants!r}", file, line_of(raw, "variants"))
+    overrides = []
+    if "steps" in raw:
+        if not isinstance(raw["steps"], int) or isinstance(raw["steps"], bool) or raw["steps"] < 1:
+            raise SpecError(f"'steps' must be a positive integer, got {raw['steps']!r}", file, line_of(raw, "steps"))
+        overrides.append(f"train.steps={raw['steps']}")
+    sets = raw.get("set") or {}
+    if not isinstance(sets, dict):
+        raise SpecError("'set' must be a mapping of key.path: value (like --set)", file, line_of(raw, "set"))
+    for key, value in sets.items():
+        overrides.append(f"{key}={json.dumps(_plain(value))}")
+    for key in ("out", "results", "description"):
+        if key in raw and not isinstance(raw[key], str):
+            raise SpecError(f"'{key}' must be a string, got {raw[key]!r}", file, line_of(raw, key))
+    return Suite(file, raw["architecture"], seeds, variants, overrides, raw.get("out"), raw.get("results"),
+                 raw.get("description", ""))
+
+
+__all__ = ["ENGRAM_MIN", "FULL", "METRICS", "PLAIN", "RUN_COLUMNS", "SUMMARY_COLUMNS", "Suite", "SuiteProgress",
+           "Variant", "finished_summary", "load_suite", "make_variants", "markdown", "result_row", "run_suite",
+           "select", "summarize", "with_seed", "write_csv"]

@@ -1,0 +1,76 @@
+"""The ablation comparison figure: per metric, every variant's value per seed with mean ± standard
+deviation (left), and its paired difference against the full architecture with the 95% confidence
+interval (right; green = better than full, red = worse, grey = the interval includes 0)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+FULL = "full"
+LABELS = {"val_bpb": "validation bits/byte", "recall": "fact recall (accuracy)", "needle": "needle, multi-query (accuracy)",
+          "vartrack": "variable tracking (accuracy)", "anomaly_lm": "anomaly AUC, LM surprisal",
+          "anomaly_htm": "anomaly AUC, HTM signal"}
+COLORS = {"better": "#2e7d32", "worse": "#c62828", "unclear": "#757575", "full": "#1f4e9a", "variant": "#424242"}
+
+
+def _finite(x) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def plot_ablation(summary: list[dict], rows: list[dict], path: str | Path, title: str = "") -> Path:
+    """Draw ``summary`` (rows of :func:`cogsim.evaluate.ablation.summarize`) and the per-run
+    ``rows`` into one PNG at ``path``."""
+    metrics = list(dict.fromkeys(r["metric"] for r in summary))
+    variants = list(dict.fromkeys(r["variant"] for r in summary))
+    if not metrics:
+        raise ValueError("nothing to plot: the summary has no metric with a value")
+    cells = {(r["variant"], r["metric"]): r for r in summary}
+    ys = {v: len(variants) - 1 - i for i, v in enumerate(variants)}  # first variant on top
+    height = 0.42 * len(variants) + 0.9
+    fig, axes = plt.subplots(len(metrics), 2, figsize=(11, height * len(metrics) + 0.8), squeeze=False)
+    for k, metric in enumerate(metrics):
+        ax_abs, ax_diff = axes[k]
+        better = cells[(variants[0], metric)]["better"]
+        for v in variants:
+            y, c = ys[v], cells.get((v, metric))
+            values = [r.get(metric) for r in rows if r["variant"] == v and _finite(r.get(metric))]
+            ax_abs.scatter(values, [y] * len(values), s=14, color="#9e9e9e", zorder=2, label=None)
+            if c and _finite(c["mean"]):
+                err = c["std"] if _finite(c["std"]) else 0.0
+                color = COLORS["full"] if v == FULL else COLORS["variant"]
+                ax_abs.errorbar(c["mean"], y, xerr=err, fmt="D", ms=5, color=color, capsize=3, zorder=3)
+            if v == FULL or not c or not _finite(c.get("diff")):
+                continue
+            lo, hi, d = c["ci_low"], c["ci_high"], c["diff"]
+            sign = 1 if better == "higher" else -1
+            if _finite(lo) and (lo > 0 or hi < 0):
+                color = COLORS["better"] if d * sign > 0 else COLORS["worse"]
+            else:
+                color = COLORS["unclear"]
+            xerr = [[d - lo], [hi - d]] if _finite(lo) else None
+            ax_diff.errorbar(d, y, xerr=xerr, fmt="o", ms=6, color=color, capsize=4, lw=1.6, zorder=3)
+        ax_diff.axvline(0.0, color="#1f4e9a", lw=1, ls="--", zorder=1)
+        for ax in (ax_abs, ax_diff):
+            ax.set_yticks(list(ys.values()), list(ys.keys()))
+            ax.set_ylim(-0.6, len(variants) - 0.4)
+            ax.grid(axis="x", alpha=0.3)
+        arrow = "higher is better" if better == "higher" else "lower is better"
+        ax_abs.set_title(f"{LABELS.get(metric, metric)} — {arrow}", fontsize=10, loc="left")
+        ax_diff.set_title(f"Δ vs {FULL} (95% CI)", fontsize=10, loc="left")
+        ax_diff.tick_params(labelleft=False)
+    if title:
+        fig.suptitle(title, fontsize=12, x=0.01, ha="left")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["plot_ablation"]

@@ -34,9 +34,8 @@ class CognitiveModel(nn.Module):
         for name, comp in self.nodes.items():
             if hasattr(comp, "tie_to") and getattr(comp.params, "tie", False):
                 comp.tie_to(self._embedding())
-            for port, p in plan.nodes[name].inputs.items():
-                if p.multi and hasattr(comp, "set_candidate_names"):
-                    comp.set_candidate_names([e.src for e in plan.incoming[name].get(port, [])])
+            if "candidates" in plan.nodes[name].inputs and hasattr(comp, "set_candidate_names"):
+                comp.set_candidate_names([e.src for e in plan.incoming[name].get("candidates", [])])
         self._recorder: Recorder | None = None
 
     def _embedding(self) -> Component:
@@ -110,22 +109,23 @@ class CognitiveModel(nn.Module):
         return values[(plan.head, plan.nodes[plan.head].main_output)]
 
     def _gather_inputs(self, name, values, previous, cycle):
+        """Values arriving at each input port; a feedback edge carries zeros on the first cycle so
+        that multi inputs keep one entry per edge (candidate indices stay stable)."""
         inputs = {}
+        ids = values[(SOURCE, "ids")]
         for port, edges in self.plan.incoming[name].items():
+            spec = self.plan.nodes[name].inputs[port]
             feeds = []
             for e in edges:
-                if e.feedback:
-                    if cycle > 0:
-                        feeds.append(previous[(e.src, e.src_port)])
-                else:
+                if not e.feedback:
                     feeds.append(values[(e.src, e.src_port)])
-            spec = self.plan.nodes[name].inputs[port]
+                elif cycle > 0:
+                    feeds.append(previous[(e.src, e.src_port)])
+                elif spec.multi or len(edges) == 1:
+                    shape = ids.shape if spec.kind == "signal" else (*ids.shape, spec.size)
+                    feeds.append(torch.zeros(shape, device=ids.device))
             if spec.multi:
                 inputs[port] = feeds
             elif feeds:
                 inputs[port] = feeds[0] if len(feeds) == 1 else torch.stack(feeds).sum(0)
-            elif spec.required:  # fed only by feedback: zeros on the first cycle
-                ids = values[(SOURCE, "ids")]
-                shape = ids.shape if spec.kind == "signal" else (*ids.shape, spec.size)
-                inputs[port] = torch.zeros(shape, device=ids.device)
         return inputs

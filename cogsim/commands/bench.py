@@ -10,6 +10,7 @@ TARGETS = {
     "engram": "hashing, row gather and host/mmap placement vs device placement",
     "htm": "temporal memory steps/s and the anomaly pipeline, single and batched streams",
     "snn": "fused LIF forward+backward vs snntorch.Leaky stepped in a loop",
+    "workspace": "workspace forward+backward vs a linear and a feed-forward layer of similar size",
 }
 
 

@@ -121,7 +121,7 @@ class CognitiveModel(nn.Module):
                     feeds.append(values[(e.src, e.src_port)])
                 elif cycle > 0:
                     feeds.append(previous[(e.src, e.src_port)])
-                elif spec.multi or len(edges) == 1:
+                elif spec.multi or all(x.feedback for x in edges):
                     shape = ids.shape if spec.kind == "signal" else (*ids.shape, spec.size)
                     feeds.append(torch.zeros(shape, device=ids.device))
             if spec.multi:

@@ -169,3 +169,43 @@ stack: [embed, block, snn, head]
     assert snn.out.weight.grad.abs().sum() > 0
     _, traces = model.trace(ids)
     assert traces["snn"]["spikes"].shape[-2:] == (2, 32)
+
+
+def test_model_with_snn_trains(write_arch):
+    """An SNN layer inside a model from YAML: next-token loss on a repeating pattern falls."""
+    path = write_arch("""\
+name: t
+model: {d_model: 32, n_heads: 2, seq_len: 16, vocab_size: 300}
+nodes:
+  embed: {type: embedding}
+  snn: {type: snn, neurons: 64, steps: 2, mode: sequence}
+  head: {type: lm_head}
+stack: [embed, snn, head]
+""")
+    torch.manual_seed(0)
+    model = cogsim.build_model(path)
+    ids = torch.tensor([[5, 17, 42, 99, 7, 63] * 3]).repeat(4, 1)[:, :16]
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        logits = model(ids[:, :-1])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses[::6]
+    snn = dict(model.components())["snn"]
+    assert snn.lif.beta.grad is not None and snn.lif.beta.grad.abs().sum() > 0
+
+
+def test_layers_keep_no_hidden_state():
+    """Neuron state lives in the call, never on the layer or a class (snntorch issue 438)."""
+    from cogsim.snn import Leaky
+    a, b = Leaky(0.9, neurons=8), Leaky(0.5, neurons=8)
+    x = torch.randn(5, 3, 8) + 0.5
+    first = a(x)
+    b(torch.randn(7, 2, 8))
+    again = a(x)
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    assert not any(isinstance(v, torch.Tensor) and v.shape[:1] == (5,) for v in vars(a).values())

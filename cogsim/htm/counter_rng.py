@@ -25,16 +25,22 @@ def mix32(x):
     return x ^ (x >> 16)
 
 
+def hash_fold(h, part):
+    """Fold one more integer (or int64 tensor) into a hash: ``hash32(*a, b) == hash_fold(hash32(*a), b)``."""
+    if isinstance(part, torch.Tensor):
+        part = part.long() & MASK32
+    else:
+        part = int(part) & MASK32
+    return mix32(((h ^ part) + _GOLDEN) & MASK32)
+
+
 def hash32(*parts):
     """Hash of a sequence of integers (ints or int64 tensors, broadcast) to [0, 2**32).
 
     Each part is folded in as ``h = mix32(((h ^ part) + golden) mod 2**32)``; tensors stay int64.
+    Hash a shared prefix once and ``hash_fold`` the varying last part when that is cheaper.
     """
     h = 0
     for p in parts:
-        if isinstance(p, torch.Tensor):
-            p = p.long() & MASK32
-        else:
-            p = int(p) & MASK32
-        h = mix32(((h ^ p) + _GOLDEN) & MASK32)
+        h = hash_fold(h, p)
     return h

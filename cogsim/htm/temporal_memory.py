@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cogsim.htm.counter_rng import SALT_GROW, SALT_LEAST_USED, hash32
+from cogsim.htm.counter_rng import SALT_GROW, SALT_LEAST_USED, hash32, hash_fold
 from cogsim.htm.segment_index import SegmentIndex
 
 EPSILON = 1e-6  # htm::Epsilon
@@ -268,8 +268,8 @@ class TemporalMemory(nn.Module):
         K, C, N = self.cells_per_column, self.num_columns, self.num_cells
         cells = gcols[:, None] * K + torch.arange(K, device=self.device)
         stream = gcols // C
-        tie = hash32(self._stream_seed[stream][:, None], SALT_LEAST_USED, self._step,
-                     cells - (stream * N)[:, None])
+        tie = hash_fold(hash32(self._stream_seed[stream], SALT_LEAST_USED, self._step)[:, None],
+                        cells - (stream * N)[:, None])
         key = (self.cell_nseg[cells].long() << 32) | tie
         return cells.gather(1, key.argmin(1, keepdim=True)).squeeze(1)
 
@@ -293,14 +293,60 @@ class TemporalMemory(nn.Module):
         alive = self._adapt(adapt_pos, n_learn) if adapt_pos.numel() else None
         grow_n = self.max_new_synapse_count - self._cand_pot.index_select(0, learn_pos)
         grow = grow_n > 0 if alive is None else (grow_n > 0) & alive
-        grow_rows = self._cand.index_select(0, learn_pos[grow])
+        grow_pos = learn_pos[grow]
+        if grow_pos.numel() == 0 and new_rows.numel() == 0:
+            return
+        table = self._winner_table()
+        if grow_pos.numel():
+            self._grow(self._cand.index_select(0, grow_pos), grow_n[grow], table)
         if new_rows.numel():
-            grow_rows = torch.cat([grow_rows, new_rows])
-            grow_n = torch.cat([grow_n[grow], n_exact])
-        elif grow_rows.numel():
-            grow_n = grow_n[grow]
-        if grow_rows.numel():
-            self._grow(grow_rows, grow_n)
+            self._grow_fresh(new_rows, n_exact, table)
+
+    def _winner_table(self):
+        """Previous winners per stream: (sorted global ids, count [S], start [S], table [S, wmax]
+        of global ids in sorted order padded with the sentinel)."""
+        S, N = self.streams, self.num_cells
+        widx = self._winner_idx
+        ws = widx // N
+        wcount = torch.bincount(ws, minlength=S)
+        wstart = torch.cumsum(wcount, 0) - wcount
+        wmax = max(1, int(wcount.max())) if widx.numel() else 1
+        wtab = torch.full((S * wmax,), self._pad, dtype=_I64, device=self.device)
+        wtab[ws * wmax + torch.arange(widx.numel(), device=self.device) - wstart[ws]] = widx
+        return widx, wcount, wstart, wtab.view(S, wmax)
+
+    def _visit_order(self, rows, stream, cand, n_desired, n_cand):
+        """Permutation [R, wmax] putting the candidates in htm.core's visiting order: shuffled
+        (counter-based draws) when not all can be taken, else sorted; padding last. None: keep."""
+        shuffle = n_desired < n_cand
+        if not bool(shuffle.any()):
+            return None
+        prefix = hash32(self._stream_seed[stream], SALT_GROW, self._step, self.seg_uid.index_select(0, rows))
+        rnd = hash_fold(prefix[:, None], cand - (stream * self.num_cells)[:, None])
+        key = torch.where(shuffle[:, None], rnd, torch.arange(cand.shape[1], device=self.device))
+        key.masked_fill_(cand == self._pad, 1 << 40)
+        return key.argsort(1)
+
+    def _grow_fresh(self, rows, n_desired, table) -> None:
+        """growSynapses on new (empty) segments: the first n candidates in visiting order."""
+        widx, wcount, wstart, wtab = table
+        W, pad = self.syn_pre.shape[1], self._pad
+        stream = rows // self.capacity
+        n_cand = wcount[stream]
+        n_act = torch.minimum(torch.minimum(n_desired, n_cand), torch.full_like(n_cand, self.max_synapses_per_segment))
+        cand = wtab.index_select(0, stream)
+        order = self._visit_order(rows, stream, cand, n_desired, n_cand)
+        if order is not None:
+            cand = cand.gather(1, order)
+        if cand.shape[1] >= W:
+            cand = cand[:, :W]
+        else:
+            cand = torch.cat([cand, cand.new_full((cand.shape[0], W - cand.shape[1]), pad)], 1)
+        take = torch.arange(W, device=self.device) < n_act[:, None]
+        self.syn_pre.index_copy_(0, rows, torch.where(take, cand, pad).to(torch.int32))
+        self.syn_perm.index_copy_(0, rows, torch.where(take, self.initial_permanence, 0.0))
+        self.seg_nsyn.index_copy_(0, rows, n_act.to(torch.int32))
+        self._index_append(cand[take], rows[:, None].expand_as(take)[take])
 
     def _adapt(self, pos, n_learn: int) -> torch.Tensor | None:
         """htm.core adaptSegment (with pruning) on candidate positions; the first ``n_learn`` learn
@@ -372,22 +418,16 @@ class TemporalMemory(nn.Module):
         lru.scatter_reduce_(0, owner, key, reduce="amin")
         self._destroy_segments(rows[key == lru[owner]])
 
-    def _grow(self, rows, n_desired) -> None:
-        """htm.core growSynapses onto the previous winner cells, for every row at once."""
-        S, N, W = self.streams, self.num_cells, self.syn_pre.shape[1]
+    def _grow(self, rows, n_desired, table) -> None:
+        """htm.core growSynapses onto the previous winner cells, for every (existing) row at once."""
+        W = self.syn_pre.shape[1]
         dev, pad = self.device, self._pad
-        widx = self._winner_idx  # sorted global ids
+        widx, wcount, wstart, wtab = table
         if widx.numel() == 0:
             return
-        ws = widx // N
-        wcount = torch.bincount(ws, minlength=S)
-        wstart = torch.cumsum(wcount, 0) - wcount
-        wrank = torch.arange(widx.numel(), device=dev) - wstart[ws]
-        wmax = int(wcount.max())
-        wtab = torch.full((S * wmax,), pad, dtype=_I64, device=dev)
-        wtab[ws * wmax + wrank] = widx
+        wmax = wtab.shape[1]
         stream = rows // self.capacity
-        cand = wtab.view(S, wmax).index_select(0, stream)  # [R, wmax], candidates in sorted order
+        cand = wtab.index_select(0, stream)  # [R, wmax], candidates in sorted order
         n_cand = wcount[stream]
         n_act = torch.minimum(n_desired, n_cand)
         # existing synapses onto candidates (htm.core does not duplicate them; it raises them)
@@ -404,15 +444,10 @@ class TemporalMemory(nn.Module):
             pre, nsyn = self._make_room(rows, pre, crank < wmax, overrun.clamp(min=0))
             n_act = torch.minimum(n_act, self.max_synapses_per_segment - nsyn)
         # visiting order: htm.core shuffles the candidates only when it cannot take them all
-        shuffle = n_desired < n_cand
-        local = cand - (stream * N)[:, None]
-        rnd = hash32(self._stream_seed[stream][:, None], SALT_GROW, self._step,
-                     self.seg_uid[rows][:, None], local)
-        key = torch.where(shuffle[:, None], rnd, torch.arange(wmax, device=dev))
-        key.masked_fill_(cand == pad, 1 << 40)
-        order = key.argsort(1)
-        cand = cand.gather(1, order)
-        dup_slot = dup_slot.gather(1, order)
+        order = self._visit_order(rows, stream, cand, n_desired, n_cand)
+        if order is not None:
+            cand = cand.gather(1, order)
+            dup_slot = dup_slot.gather(1, order)
         dup = dup_slot >= 0
         fresh = ~dup & (cand != pad)
         before = torch.cumsum(fresh, 1) - fresh.long()

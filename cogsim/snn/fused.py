@@ -91,7 +91,8 @@ def _toeplitz_scan(x: torch.Tensor, decay: torch.Tensor, h0: torch.Tensor | None
     carry = None if h0 is None else h0.reshape(-1)
     for s in (reversed(range(0, T, c)) if reverse else range(0, T, c)):
         n = min(c, T - s)
-        out = torch.mm(table[:n, :n], flat[s:s + n], out=y[s:s + n])
+        with torch.autocast(x.device.type, enabled=False):  # keep the scan in the state's precision
+            out = torch.mm(table[:n, :n], flat[s:s + n], out=y[s:s + n])
         if carry is not None:
             out.addr_(carry_gain[:n].flip(0) if reverse else carry_gain[:n], carry)
         carry = out[0] if reverse else out[-1]
@@ -231,7 +232,8 @@ class LeakySequence(torch.autograd.Function):
         if _use_native(mem, ctx.backend):
             sg = _surrogate_pre(ctx.surrogate, mem, thr)
             dx, dbeta, dthr, dmem0 = native.leaky_backward(gs, gm, mem, mem0, beta, thr, sg, ctx.surrogate.kind,
-                                                           ctx.surrogate.params, ctx.reset)
+                                                           ctx.surrogate.params, ctx.reset,
+                                                           any(ctx.needs_input_grad[1:3]))
         else:
             dx, dbeta, dthr, dmem0 = leaky_adjoint(gs, gm, mem, mem0, beta, thr, ctx.surrogate, ctx.reset,
                                                    ctx.needs_input_grad[:4])
@@ -281,7 +283,8 @@ class SynapticSequence(torch.autograd.Function):
         if _use_native(mem, ctx.backend):
             sg = _surrogate_pre(ctx.surrogate, mem, thr)
             grads = native.synaptic_backward(gs, gsyn, gm, syn, mem, syn0, mem0, alpha, beta, thr, sg,
-                                             ctx.surrogate.kind, ctx.surrogate.params, ctx.reset)
+                                             ctx.surrogate.kind, ctx.surrogate.params, ctx.reset,
+                                             any(ctx.needs_input_grad[1:4]))
         else:
             grads = synaptic_adjoint(gs, gsyn, gm, syn, mem, syn0, mem0, alpha, beta, thr, ctx.surrogate,
                                      ctx.reset, ctx.needs_input_grad[:6])

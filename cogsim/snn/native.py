@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-ABI = 1
+ABI = 2
 
 _COMMON = r"""
 #include <stdint.h>
@@ -57,6 +57,7 @@ static void run_parallel(range_fn fn, const void *args, int64_t M, int nthreads)
 }
 
 int cogsim_snn_abi(void) { return %(abi)d; }
+/* Backward: dalpha/dbeta/dthr may be NULL (not needed); then none of them is computed. */
 """
 
 # Written once with REAL/SFX placeholders, instantiated for float and double.
@@ -132,7 +133,7 @@ static void leaky_fwd_range_SFX(const void *pa, int64_t i0, int64_t i1) {
   }
 }
 
-INL void leaky_bwd_row_SFX(int reset, const REAL *restrict gs, const REAL *restrict gm,
+INL void leaky_bwd_row_SFX(int reset, int params, const REAL *restrict gs, const REAL *restrict gm,
                            const REAL *restrict m, const REAL *restrict prev, const REAL *restrict b,
                            const REAL *restrict th, const REAL *restrict sg, const REAL *restrict anext,
                            REAL *restrict dx, REAL *restrict db, REAL *restrict dth, int64_t n) {
@@ -143,10 +144,12 @@ INL void leaky_bwd_row_SFX(int reset, const REAL *restrict gs, const REAL *restr
     if (reset == 1) c = (m[j] - h > 0) ? (REAL)0 : c;
     const REAL adj = gm[j] + ds + c;
     dx[j] = adj;
-    const REAL p = prev[j];
-    const REAL r = (p - h > 0) ? (REAL)1 : (REAL)0;
-    db[j] += adj * (reset == 1 ? ((REAL)1 - r) * p : p);
-    dth[j] -= (reset == 0) ? ds + adj * r : ds;
+    if (params) {
+      const REAL p = prev[j];
+      const REAL r = (p - h > 0) ? (REAL)1 : (REAL)0;
+      db[j] += adj * (reset == 1 ? ((REAL)1 - r) * p : p);
+      dth[j] -= (reset == 0) ? ds + adj * r : ds;
+    }
   }
 }
 
@@ -163,10 +166,14 @@ static void leaky_bwd_range_SFX(const void *pa, int64_t i0, int64_t i1) {
       surrogate_row_SFX(a->kind, a->p1, a->p2, m, a->thr + o, a->sg ? a->sg + off : zeros, sg, n);
       const REAL *gs = a->gs ? a->gs + off : zeros, *gm = a->gm ? a->gm + off : zeros;
       const REAL *anext = t + 1 < T ? a->dx + off + M : zeros;
-      switch (a->reset) {
-      case 0: leaky_bwd_row_SFX(0, gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, a->dbeta + o, a->dthr + o, n); break;
-      case 1: leaky_bwd_row_SFX(1, gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, a->dbeta + o, a->dthr + o, n); break;
-      default: leaky_bwd_row_SFX(2, gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, a->dbeta + o, a->dthr + o, n); break;
+      REAL *db = a->dbeta ? a->dbeta + o : NULL, *dth = a->dthr ? a->dthr + o : NULL;
+      switch (a->reset * 2 + (a->dbeta != NULL)) {
+      case 0: leaky_bwd_row_SFX(0, 0, gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, db, dth, n); break;
+      case 1: leaky_bwd_row_SFX(0, 1, gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, db, dth, n); break;
+      case 2: leaky_bwd_row_SFX(1, 0, gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, db, dth, n); break;
+      case 3: leaky_bwd_row_SFX(1, 1, gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, db, dth, n); break;
+      case 4: leaky_bwd_row_SFX(2, 0, gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, db, dth, n); break;
+      default: leaky_bwd_row_SFX(2, 1, gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, db, dth, n); break;
       }
     }
     for (int64_t j = 0; j < n; ++j) {
@@ -212,7 +219,7 @@ static void syn_fwd_range_SFX(const void *pa, int64_t i0, int64_t i1) {
   }
 }
 
-INL void syn_bwd_row_SFX(int reset, const REAL *restrict gs, const REAL *restrict gsyn, const REAL *restrict gm,
+INL void syn_bwd_row_SFX(int reset, int params, const REAL *restrict gs, const REAL *restrict gsyn, const REAL *restrict gm,
                          const REAL *restrict m, const REAL *restrict pm, const REAL *restrict ps,
                          const REAL *restrict al, const REAL *restrict b, const REAL *restrict th,
                          const REAL *restrict sg, REAL *restrict acarry, const REAL *restrict snext,
@@ -229,9 +236,11 @@ INL void syn_bwd_row_SFX(int reset, const REAL *restrict gs, const REAL *restric
     const REAL sadj = gsyn[j] + keep * adj + al[j] * snext[j];   /* d loss / d syn_t */
     acarry[j] = adj;
     dx[j] = sadj;
-    db[j] += keep * adj * p;
-    dal[j] += sadj * ps[j];
-    dth[j] -= (reset == 0) ? ds + adj * r : ds;
+    if (params) {
+      db[j] += keep * adj * p;
+      dal[j] += sadj * ps[j];
+      dth[j] -= (reset == 0) ? ds + adj * r : ds;
+    }
   }
 }
 
@@ -250,10 +259,15 @@ static void syn_bwd_range_SFX(const void *pa, int64_t i0, int64_t i1) {
       const REAL *gs = a->gs ? a->gs + off : zeros, *gm = a->gm ? a->gm + off : zeros;
       const REAL *gsyn = a->gsyn ? a->gsyn + off : zeros;
       const REAL *snext = t + 1 < T ? a->dx + off + M : zeros;
-      switch (a->reset) {
-      case 0: syn_bwd_row_SFX(0, gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, a->dalpha + o, a->dbeta + o, a->dthr + o, n); break;
-      case 1: syn_bwd_row_SFX(1, gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, a->dalpha + o, a->dbeta + o, a->dthr + o, n); break;
-      default: syn_bwd_row_SFX(2, gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, a->dalpha + o, a->dbeta + o, a->dthr + o, n); break;
+      REAL *db = a->dbeta ? a->dbeta + o : NULL, *dth = a->dthr ? a->dthr + o : NULL;
+      REAL *dal = a->dalpha ? a->dalpha + o : NULL;
+      switch (a->reset * 2 + (a->dbeta != NULL)) {
+      case 0: syn_bwd_row_SFX(0, 0, gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, dal, db, dth, n); break;
+      case 1: syn_bwd_row_SFX(0, 1, gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, dal, db, dth, n); break;
+      case 2: syn_bwd_row_SFX(1, 0, gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, dal, db, dth, n); break;
+      case 3: syn_bwd_row_SFX(1, 1, gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, dal, db, dth, n); break;
+      case 4: syn_bwd_row_SFX(2, 0, gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, dal, db, dth, n); break;
+      default: syn_bwd_row_SFX(2, 1, gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, dal, db, dth, n); break;
       }
     }
     for (int64_t j = 0; j < n; ++j) {
@@ -392,11 +406,12 @@ def leaky_forward(x, beta, thr, mem0, reset: str):
     return spk, mem
 
 
-def leaky_backward(gs, gm, mem, mem0, beta, thr, sg, kind, params, reset: str):
-    """Reverse-time adjoint. Returns (dx [T, M], dbeta [M], dthr [M], dmem0 [M]) per element."""
+def leaky_backward(gs, gm, mem, mem0, beta, thr, sg, kind, params, reset: str, param_grads: bool = True):
+    """Reverse-time adjoint. Returns (dx [T, M], dbeta [M], dthr [M], dmem0 [M]) per element;
+    dbeta and dthr are None unless ``param_grads``."""
     T, M = mem.shape
-    dx = torch.empty_like(mem)
-    dbeta, dthr, dmem0 = (torch.zeros(M, dtype=mem.dtype) for _ in range(3))
+    dx, dmem0 = torch.empty_like(mem), torch.empty(M, dtype=mem.dtype)
+    dbeta, dthr = (torch.zeros(M, dtype=mem.dtype) if param_grads else None for _ in range(2))
     p = (tuple(params) + (0.0, 0.0))[:2]
     args = _Bwd(gs=_ptr(gs), gm=_ptr(gm), mem=_ptr(mem), mem0=_ptr(mem0), beta=_ptr(beta), thr=_ptr(thr),
                 sg=_ptr(sg), kind=kind, p1=p[0], p2=p[1], dx=_ptr(dx), dbeta=_ptr(dbeta), dthr=_ptr(dthr),
@@ -416,11 +431,13 @@ def synaptic_forward(x, alpha, beta, thr, syn0, mem0, reset: str):
     return spk, syn, mem
 
 
-def synaptic_backward(gs, gsyn, gm, syn, mem, syn0, mem0, alpha, beta, thr, sg, kind, params, reset: str):
-    """Returns (dx, dalpha, dbeta, dthr, dsyn0, dmem0), the last five per element [M]."""
+def synaptic_backward(gs, gsyn, gm, syn, mem, syn0, mem0, alpha, beta, thr, sg, kind, params, reset: str,
+                      param_grads: bool = True):
+    """Returns (dx, dalpha, dbeta, dthr, dsyn0, dmem0), the last five per element [M]; dalpha, dbeta
+    and dthr are None unless ``param_grads``."""
     T, M = mem.shape
-    dx = torch.empty_like(mem)
-    dalpha, dbeta, dthr, dsyn0, dmem0 = (torch.zeros(M, dtype=mem.dtype) for _ in range(5))
+    dx, dsyn0, dmem0 = torch.empty_like(mem), torch.empty(M, dtype=mem.dtype), torch.empty(M, dtype=mem.dtype)
+    dalpha, dbeta, dthr = (torch.zeros(M, dtype=mem.dtype) if param_grads else None for _ in range(3))
     p = (tuple(params) + (0.0, 0.0))[:2]
     args = _Bwd(gs=_ptr(gs), gsyn=_ptr(gsyn), gm=_ptr(gm), syn=_ptr(syn), mem=_ptr(mem), syn0=_ptr(syn0),
                 mem0=_ptr(mem0), alpha=_ptr(alpha), beta=_ptr(beta), thr=_ptr(thr), sg=_ptr(sg), kind=kind,

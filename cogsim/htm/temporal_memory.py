@@ -131,6 +131,7 @@ class TemporalMemory(nn.Module):
         self._step = 0
         self._iteration = 0
         self._index: SegmentIndex | None = None
+        self._cell_segs: torch.Tensor | None = None  # built once a cell nears max_segments_per_cell
         self._clear_sequence_state()
         self.register_load_state_dict_post_hook(TemporalMemory._after_load)
 
@@ -387,36 +388,84 @@ class TemporalMemory(nn.Module):
         self.seg_nsyn.index_fill_(0, rows, 0)
         self.syn_pre.index_fill_(0, rows, self._pad)
         self.syn_perm.index_fill_(0, rows, 0.0)
+        if self._cell_segs is not None:  # drop the slots from their cells' lists, keep lists packed
+            owners = torch.unique(cells)
+            lists = self._cell_segs.index_select(0, owners)
+            keep = (lists >= 0) & ~torch.isin(lists, rows.to(torch.int32))
+            order = torch.sort(keep.to(torch.int8), dim=1, descending=True, stable=True).indices
+            packed = torch.where(keep, lists, -1).gather(1, order)
+            self._cell_segs.index_copy_(0, owners, packed)
 
     def _create_segments(self, cells) -> torch.Tensor:
-        """New (empty) segments on the given global cells, sorted by stream; returns their slots."""
-        S, N = self.streams, self.num_cells
-        full = self.cell_nseg[cells] >= self.max_segments_per_cell
-        if bool(full.any()):
-            self._evict_lru(cells[full])
-        stream = cells // N
-        count = torch.bincount(stream, minlength=S)
-        rank = torch.arange(cells.numel(), device=self.device) - (torch.cumsum(count, 0) - count)[stream]
-        need = int((self.seg_top + count).max())
+        """New (empty) segments on the given global cells (one per cell, sorted by stream); returns
+        their slots. A cell at max_segments_per_cell first loses its least recently used segment,
+        whose slot the new one takes."""
+        S, N, dev = self.streams, self.num_cells, self.device
+        nseg = self.cell_nseg.index_select(0, cells)
+        if self._cell_segs is None and int(nseg.max()) + 1 >= self.max_segments_per_cell:
+            self._build_cell_segs()
+        full = nseg >= self.max_segments_per_cell
+        any_full = bool(full.any())
+        fresh = (~full).nonzero().squeeze(1) if any_full else torch.arange(cells.numel(), device=dev)
+        f_stream = cells.index_select(0, fresh) // N
+        f_count = torch.bincount(f_stream, minlength=S)
+        need = int((self.seg_top + f_count).max())
         if need > self.capacity:
             self._grow_capacity(need)
-        rows = stream * self.capacity + self.seg_top[stream] + rank
+        rows = torch.empty_like(cells)
+        if any_full:
+            rows[full] = self._evict_lru(cells[full])
+        f_rank = torch.arange(fresh.numel(), device=dev) - (torch.cumsum(f_count, 0) - f_count)[f_stream]
+        rows[fresh] = f_stream * self.capacity + self.seg_top[f_stream] + f_rank
+        self.seg_top += f_count
+        stream = cells // N
+        count = torch.bincount(stream, minlength=S)
+        rank = torch.arange(cells.numel(), device=dev) - (torch.cumsum(count, 0) - count)[stream]
         self.seg_cell[rows] = cells.to(torch.int32)
         self.seg_uid[rows] = self.next_uid[stream] + rank
         self.seg_last[rows] = self._iteration
-        self.seg_top += count
         self.next_uid += count
+        if self._cell_segs is not None:
+            pos = self.cell_nseg.index_select(0, cells).long()
+            if int(pos.max()) >= self._cell_segs.shape[1]:
+                self._widen_cell_segs(int(pos.max()) + 1)
+            self._cell_segs.view(-1)[cells * self._cell_segs.shape[1] + pos] = rows.to(torch.int32)
         self.cell_nseg.index_add_(0, cells, torch.ones_like(cells, dtype=torch.int32))
         return rows
 
-    def _evict_lru(self, cells) -> None:
-        """Destroy the least recently used segment of each given (full) cell."""
-        rows = torch.isin(self.seg_cell, cells.to(torch.int32)).nonzero().squeeze(1)
-        owners, owner = torch.unique(self.seg_cell[rows], return_inverse=True)
-        key = (self.seg_last[rows] << 32) | self.seg_uid[rows]
-        lru = torch.full((owners.numel(),), torch.iinfo(_I64).max, dtype=_I64, device=self.device)
-        lru.scatter_reduce_(0, owner, key, reduce="amin")
-        self._destroy_segments(rows[key == lru[owner]])
+    def _evict_lru(self, cells) -> torch.Tensor:
+        """Destroy the least recently used segment (ties: oldest) of each given cell; returns the
+        freed slots."""
+        lists = self._cell_segs.index_select(0, cells).long()
+        valid = lists >= 0
+        safe = lists.clamp(min=0)
+        key = (self.seg_last[safe] << 32) | self.seg_uid[safe]
+        key.masked_fill_(~valid, torch.iinfo(_I64).max)
+        slots = lists.gather(1, key.argmin(1, keepdim=True)).squeeze(1)
+        self._destroy_segments(slots)
+        return slots
+
+    def _build_cell_segs(self) -> None:
+        """cell → its segment slots (packed rows, -1 padding), for LRU eviction."""
+        live = (self.seg_cell >= 0).nonzero().squeeze(1)
+        cells = self.seg_cell[live].long()
+        cells, order = torch.sort(cells, stable=True)
+        live = live[order]
+        width = max(1, int(self.cell_nseg.max()) + 1)
+        table = torch.full((self.cell_nseg.numel(), width), -1, dtype=torch.int32, device=self.device)
+        if live.numel():
+            uniq, counts = torch.unique_consecutive(cells, return_counts=True)
+            rank = torch.arange(live.numel(), device=self.device) - torch.repeat_interleave(
+                torch.cumsum(counts, 0) - counts, counts)
+            table.view(-1)[cells * width + rank] = live.to(torch.int32)
+        self._cell_segs = table
+
+    def _widen_cell_segs(self, need: int) -> None:
+        old = self._cell_segs
+        new = min(self.max_segments_per_cell, max(need, old.shape[1] * 2))
+        table = torch.full((old.shape[0], new), -1, dtype=torch.int32, device=self.device)
+        table[:, : old.shape[1]] = old
+        self._cell_segs = table
 
     def _grow(self, rows, n_desired, table) -> None:
         """htm.core growSynapses onto the previous winner cells, for every (existing) row at once."""
@@ -582,8 +631,21 @@ class TemporalMemory(nn.Module):
                 (self._step & 255) == 0 and self._index.entries > 2 * int(self.seg_nsyn.sum()) + (1 << 20))):
             self._rebuild_index()
 
+    def _moved(self, rows: torch.Tensor, old: int) -> torch.Tensor:
+        """Slot ids after the pool went from ``old`` to ``capacity`` slots per stream."""
+        return rows + rows // old * (self.capacity - old)
+
     def _grow_capacity(self, need: int) -> None:
+        """Make room for ``need`` slots per stream: compact away destroyed segments when they are
+        many, else enlarge the pool (×1.5). Slot ids change; uids (and so results) do not."""
         S, old = self.streams, self.capacity
+        used = int(self.seg_top.sum())
+        live = int((self.seg_cell >= 0).sum())
+        if used - live > used // 3:
+            self._compact()
+            need = need - old + int(self.seg_top.max())  # still wanted after compaction
+            if need <= self.capacity:
+                return
         new = max(need, old * 3 // 2 + 16)
         dev = self.device
 
@@ -599,11 +661,37 @@ class TemporalMemory(nn.Module):
         self.seg_last = regrow(self.seg_last, 0)
         self.seg_nsyn = regrow(self.seg_nsyn, 0)
         self._seg_entries = regrow(self._seg_entries, 0)
-        self._cand = self._cand + self._cand // old * (new - old)
-        self._risky = self._risky + self._risky // old * (new - old)
+        self._cand = self._moved(self._cand, old)
+        self._risky = self._moved(self._risky, old)
+        if self._cell_segs is not None:
+            valid = self._cell_segs >= 0
+            moved = self._moved(self._cell_segs.long(), old).to(torch.int32)
+            self._cell_segs = torch.where(valid, moved, self._cell_segs)
         self._index.remap(old, new, dummy=S * new)
         self._hist = torch.zeros(S * new + 1, dtype=self._hist.dtype, device=dev)
         self._owner = torch.zeros(S * new + 1, dtype=_I64, device=dev)
+
+    def _compact(self) -> None:
+        """Renumber live segments densely per stream (dropping destroyed ones) and rebuild the index."""
+        S, cap = self.streams, self.capacity
+        alive = (self.seg_cell >= 0).view(S, cap)
+        local = torch.cumsum(alive, 1) - 1
+        new_of = torch.where(alive, local + torch.arange(S, device=self.device)[:, None] * cap, -1).view(-1)
+        src = alive.view(-1).nonzero().squeeze(1)
+        dst = new_of[src]
+        for name, fill in (("syn_pre", self._pad), ("syn_perm", 0.0), ("seg_cell", -1), ("seg_uid", 0),
+                           ("seg_last", 0), ("seg_nsyn", 0)):
+            old = getattr(self, name)
+            new = torch.full_like(old, fill)
+            new[dst] = old[src]
+            setattr(self, name, new)
+        self.seg_top = alive.sum(1)
+        # candidates keep their positions; a destroyed one (never used for learning) maps to slot 0
+        self._cand = new_of[self._cand].clamp(min=0)
+        if self._cell_segs is not None:
+            valid = self._cell_segs >= 0
+            self._cell_segs = torch.where(valid, new_of[self._cell_segs.long().clamp(min=0)].to(torch.int32), -1)
+        self._rebuild_index()
 
     def _grow_width(self, need: int) -> None:
         old = self.syn_pre.shape[1]
@@ -639,6 +727,7 @@ class TemporalMemory(nn.Module):
     @staticmethod
     def _after_load(module: "TemporalMemory", incompatible) -> None:
         module._step, module._iteration = (int(v) for v in module.counters.tolist())
+        module._cell_segs = None
         module._clear_sequence_state()
         module._rebuild_index()
         module._dendrites()

@@ -169,6 +169,11 @@ CONFIGS = {
                    connected_permanence=0.5, min_threshold=2, max_new_synapse_count=4,
                    permanence_increment=0.1, permanence_decrement=0.15, predicted_segment_decrement=0.05,
                    max_segments_per_cell=2, max_synapses_per_segment=5),
+    # heavy pruning: segments die often, so the pool is compacted while learning
+    "churn": dict(num_columns=24, cells_per_column=3, activation_threshold=3, initial_permanence=0.3,
+                  connected_permanence=0.5, min_threshold=3, max_new_synapse_count=5,
+                  permanence_increment=0.05, permanence_decrement=0.3, predicted_segment_decrement=0.2,
+                  max_segments_per_cell=4, max_synapses_per_segment=6),
     # htm.core defaults (scaled input): growth, shuffle and no-shuffle branches
     "defaults": dict(num_columns=64, cells_per_column=6, activation_threshold=5, initial_permanence=0.21,
                      connected_permanence=0.5, min_threshold=3, max_new_synapse_count=8,
@@ -194,8 +199,11 @@ def _inputs(num_columns, steps, n_active, streams, seed):
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_batched_tm_matches_sequential_reference(name):
+def test_batched_tm_matches_sequential_reference(name, monkeypatch):
     cfg = CONFIGS[name]
+    compactions = []
+    original = TemporalMemory._compact
+    monkeypatch.setattr(TemporalMemory, "_compact", lambda self: (compactions.append(1), original(self)))
     streams, steps, seed = 3, 100, 5
     xs = _inputs(cfg["num_columns"], steps, 6, streams, seed=11)
     tm = TemporalMemory(**cfg, seed=seed, streams=streams)
@@ -210,6 +218,8 @@ def test_batched_tm_matches_sequential_reference(name):
             assert _cells(tm.winner_cells[s]) == ref.winners, (t, s)
             assert _cells(tm.predictive_cells[s]) == ref.predictive, (t, s)
             assert _tm_dump(tm, s) == ref.dump(), (t, s)
+    if name == "churn":
+        assert compactions
     if name == "limits":  # the scenario did exercise the limits
         assert max(len(v) for ref in refs for v in ref.cell_segs.values()) == cfg["max_segments_per_cell"]
         assert max(len(s["syn"]) for ref in refs for s in ref.segs.values()) == cfg["max_synapses_per_segment"]

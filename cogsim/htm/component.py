@@ -1,0 +1,175 @@
+"""The ``htm`` component: episodic sequence memory over the token stream (DESIGN §5.2).
+
+Tokens → sparse column codes (``TokenEncoder``; no spatial pooler is needed for ids) → a temporal
+memory that reads the rows position by position and learns online (Hebbian, no gradients). Outputs:
+
+- ``out`` (hidden [B, T, d_model]): after reading token t, the columns the memory predicts for
+  t + 1 (``readout: predicted_columns``) or its predictive cells (``predictive_cells``), averaged
+  over the code size and projected by a trained linear map; add it into the stream with an edge
+  (``htm.out -> block2.x``). Not residual: the main input is ``ids``.
+- ``anomaly`` (signal [B, T]): raw anomaly of token t, the fraction of its columns that were not
+  predicted from tokens < t (1 at t = 0). Feed it to a workspace as salience.
+
+Streams and rows: the memory has ``streams`` independent synapse sets. Row b of a batch is read by
+stream b; a batch with more rows than streams is read in chunks of ``streams`` rows, one after the
+other (chunk k+1 sees what chunk k learned). Every row starts with an empty sequence context
+(``reset``), so nothing carries from one row or batch to the next except learned synapses.
+
+Causality: position t is computed from tokens ≤ t only, and learning at step t uses tokens ≤ t; the
+outputs of a batch are produced while it is read, so learning from a batch never changes its own
+earlier positions. Learning happens when ``learn`` is ``always``, or ``train`` in training mode.
+
+The memory runs once per forward: on cognitive cycles > 0 the cycle-0 results are reused.
+Synapses and sequence state are buffers of the ``tm`` submodule, saved with ``state_dict``.
+
+Default sizes (1024 columns × 8 cells, 16 active columns per token, at most 8 segments per cell)
+keep a training step at B=16, T=128 cheap on a CPU (128 batched steps) and bound memory: at most
+streams × cells × 8 segments of ≤ 24 synapses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cogsim.component import Component, Context, Port, Sizes
+from cogsim.htm.temporal_memory import TemporalMemory
+from cogsim.htm.token_encoder import TokenEncoder
+
+
+@dataclass
+class HTMParams:
+    """YAML parameters of an ``htm`` node."""
+
+    columns: int = 1024
+    cells_per_column: int = 8
+    active_columns: int = 16  # columns of one token's code
+    activation_threshold: int = 8
+    min_threshold: int = 6
+    max_new_synapse_count: int = 12
+    initial_permanence: float = 0.21
+    connected_permanence: float = 0.5
+    permanence_increment: float = 0.1
+    permanence_decrement: float = 0.1
+    predicted_segment_decrement: float = 0.0
+    max_segments_per_cell: int = 8
+    max_synapses_per_segment: int = 24
+    streams: int = 16  # independent memories; row b uses stream b (rows beyond: chunks)
+    learn: Literal["train", "always", "never"] = "train"
+    readout: Literal["predicted_columns", "predictive_cells"] = "predicted_columns"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("columns", "cells_per_column", "active_columns", "max_segments_per_cell",
+                     "max_synapses_per_segment", "streams"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.active_columns > self.columns:
+            raise ValueError(f"active_columns must be ≤ columns ({self.columns}), got {self.active_columns}")
+        if not 0 <= self.min_threshold <= self.activation_threshold:
+            raise ValueError(f"min_threshold must be in [0, activation_threshold={self.activation_threshold}], "
+                             f"got {self.min_threshold}")
+        for name in ("initial_permanence", "connected_permanence", "permanence_increment",
+                     "permanence_decrement", "predicted_segment_decrement"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+class HTMComponent(Component):
+    """Token stream → temporal memory → prediction vector and anomaly signal."""
+
+    type_name = "htm"
+    Params = HTMParams
+    main_input = "ids"
+    main_output = "out"
+    residual = False
+    description = "HTM episodic sequence memory: online temporal memory over tokens; prediction + anomaly"
+
+    def __init__(self, params: HTMParams, sizes: Sizes) -> None:
+        super().__init__(params, sizes)
+        p = params
+        self.encoder = TokenEncoder(sizes.vocab_size, p.columns, p.active_columns, seed=p.seed)
+        self.tm = TemporalMemory(
+            p.columns, cells_per_column=p.cells_per_column, activation_threshold=p.activation_threshold,
+            initial_permanence=p.initial_permanence, connected_permanence=p.connected_permanence,
+            min_threshold=p.min_threshold, max_new_synapse_count=p.max_new_synapse_count,
+            permanence_increment=p.permanence_increment, permanence_decrement=p.permanence_decrement,
+            predicted_segment_decrement=p.predicted_segment_decrement,
+            max_segments_per_cell=p.max_segments_per_cell, max_synapses_per_segment=p.max_synapses_per_segment,
+            seed=p.seed, streams=p.streams)
+        self.features = p.columns if p.readout == "predicted_columns" else p.columns * p.cells_per_column
+        self.proj = nn.EmbeddingBag(self.features, sizes.d_model, mode="sum")
+        nn.init.normal_(self.proj.weight, std=0.02)
+        self.bias = nn.Parameter(torch.zeros(sizes.d_model))
+        self._cache: tuple[torch.Tensor, tuple[torch.Tensor, ...]] | None = None
+
+    @classmethod
+    def ports(cls, params: HTMParams, sizes: Sizes) -> tuple[dict[str, Port], dict[str, Port]]:
+        inputs = {"ids": Port("ids", doc="token ids read by the memory")}
+        outputs = {
+            "out": Port("hidden", sizes.d_model, doc="projected prediction for the next token"),
+            "anomaly": Port("signal", doc="raw anomaly of each token (fraction of unpredicted columns)"),
+        }
+        return inputs, outputs
+
+    def learning(self) -> bool:
+        mode = self.params.learn
+        return mode == "always" or (mode == "train" and self.training)
+
+    def online_state_reset(self) -> None:
+        self.tm.reset()
+
+    def memory_estimate(self) -> dict[str, int]:
+        return {"htm_synapses": self.tm.memory_bytes()}
+
+    def forward(self, inputs: dict[str, Any], ctx: Context) -> dict[str, torch.Tensor]:
+        ids = inputs["ids"]
+        cached = self._cache
+        if ctx.cycle > 0 and cached is not None and cached[0] is ids:
+            anomaly, cols, counts = cached[1]  # the memory already read this batch on cycle 0
+        else:
+            anomaly, cols, counts = self._read(ids, learn=self.learning() and ctx.cycle == 0)
+            self._cache = (ids, (anomaly, cols, counts))  # no autograd graph is kept here
+        dev = self.bias.device
+        b, t = ids.shape
+        flat = counts.view(-1)
+        offsets = torch.cumsum(flat, 0) - flat
+        weights = torch.full((cols.numel(),), 1.0 / self.params.active_columns, device=dev)
+        out = F.embedding_bag(cols.to(dev), self.proj.weight, offsets.to(dev), mode="sum",
+                              per_sample_weights=weights)
+        out = out.view(b, t, -1) + self.bias
+        anomaly = anomaly.to(dev)
+        if ctx.recording:
+            ctx.record("anomaly", anomaly)
+            ctx.record("predicted", lambda: counts.float().to(dev))
+        return {"out": out, "anomaly": anomaly}
+
+    @torch.no_grad()
+    def _read(self, ids: torch.Tensor, learn: bool):
+        """Run the memory over the rows; returns anomaly [B, T], and the readout features as a
+        ragged list: feature ids ``cols`` ordered by (row, position), ``counts`` [B, T]."""
+        tm, S, C = self.tm, self.tm.streams, self.params.columns
+        dev = tm.device
+        b, t = ids.shape
+        codes = self.encoder.columns(ids.to(self.encoder.table.device)).to(dev)  # [B, T, A]
+        anomaly = torch.zeros(b, t, device=dev)
+        feats = []
+        for start in range(0, b, S):
+            rows = min(S, b - start)
+            x = torch.zeros(t, S, C, dtype=torch.bool, device=dev)
+            x[:, :rows].scatter_(2, codes[start:start + rows].transpose(0, 1), True)
+            tm.reset()
+            chunk = []
+            for pos in range(t):
+                anomaly[start:start + rows, pos] = tm.compute(x[pos], learn=learn)[:rows]
+                chunk.append(tm.predicted_columns()[:rows] if self.params.readout == "predicted_columns"
+                             else tm.predictive_cells[:rows])
+            feats.append(torch.stack(chunk, 1))  # [rows, T, F]
+        tm.reset()
+        mask = torch.cat(feats, 0)  # [B, T, F]
+        counts = mask.sum(-1)
+        cols = mask.view(b * t, -1).nonzero()[:, 1]
+        return anomaly, cols, counts

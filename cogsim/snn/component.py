@@ -67,7 +67,8 @@ class SNNComponent(Component):
 
     type_name = "snn"
     Params = SNNParams
-    description = "spiking neurons (snntorch-exact LIF, fused kernels): per-token spike trains or a causal temporal layer"
+    description = ("spiking neurons (snntorch-exact LIF, fused kernels): per-token spike trains or a causal "
+                   "temporal layer over the text")
 
     @classmethod
     def ports(cls, params: SNNParams, sizes: Sizes):
@@ -100,17 +101,14 @@ class SNNComponent(Component):
         else:  # time = (T, steps), batch = B: the membrane flows along the text
             drive = current.transpose(0, 1).unsqueeze(1).expand(t, s, b, n).reshape(t * s, b, n)
         spikes, *_, mem = self.lif(drive)
-        read = spikes if p.readout == "rate" else mem
-        if p.mode == "per_token":
-            read = read.mean(0).view(b, t, n)
-            raster = lambda: spikes.view(s, b, t, n).permute(1, 2, 0, 3)  # noqa: E731
+        if p.mode == "per_token":  # [B, T, steps, neurons] views of the neuron outputs
+            grid = lambda z: z.view(s, b, t, n).permute(1, 2, 0, 3)  # noqa: E731
         else:
-            read = read.view(t, s, b, n).mean(1).transpose(0, 1)
-            raster = lambda: spikes.view(t, s, b, n).permute(2, 0, 1, 3)  # noqa: E731
-        rate = (spikes.mean((0, 2)).view(b, t) if p.mode == "per_token"
-                else spikes.view(t, s, b, n).mean((1, 3)).transpose(0, 1))  # differentiable (surrogate)
+            grid = lambda z: z.view(t, s, b, n).permute(2, 0, 1, 3)  # noqa: E731
+        read = grid(spikes if p.readout == "rate" else mem).mean(2)
+        rate = grid(spikes).mean((2, 3))  # differentiable through the surrogate
         if ctx.recording:
-            ctx.record("spikes", lambda: raster().to(torch.uint8).contiguous())  # [B, T, steps, neurons]
+            ctx.record("spikes", lambda: grid(spikes).to(torch.uint8).contiguous())  # [B, T, steps, neurons]
             ctx.record("firing_rate", lambda: spikes.detach().float().mean(tuple(range(spikes.dim() - 1))))
             ctx.record("rate", rate)
         return {"out": self.out(read.to(x.dtype)), "rate": rate.to(x.dtype)}

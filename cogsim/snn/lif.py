@@ -31,7 +31,7 @@ def resolve_backend(fused: bool | str, x: torch.Tensor, reset: str) -> str:
     """Pick the implementation for ``fused`` (True/False or a name from :data:`BACKENDS`)."""
     if reset not in RESETS:
         raise ValueError(f"reset must be one of {', '.join(RESETS)}, got {reset!r}")
-    name = {True: "auto", False: "loop"}.get(fused, fused) if isinstance(fused, bool) else fused
+    name = ("auto" if fused else "loop") if isinstance(fused, bool) else fused
     if name not in BACKENDS:
         raise ValueError(f"fused must be true, false or one of {', '.join(BACKENDS)}, got {fused!r}")
     if name == "parallel" and reset != "none":
@@ -126,11 +126,10 @@ def lif_sequence(current: torch.Tensor, *, beta, threshold=1.0, reset: str = "su
     b = as_param(beta, current, "beta", clamp=True)
     th = as_param(threshold, current, "threshold")
     m0 = initial_state(mem0, current, "mem0")
-    if backend in ("loop", "compile"):
-        if backend == "loop":
-            spikes, mem = leaky_loop(current, b, th, m0, reset, surrogate)
-        else:
-            spikes, mem = compiled(leaky_loop, reset, surrogate)(current, b, th, m0)
+    if backend == "loop":
+        spikes, mem = leaky_loop(current, b, th, m0, reset, surrogate)
+    elif backend == "compile":
+        spikes, mem = compiled(leaky_loop, reset, surrogate)(current, b, th, m0)
     else:
         x = current.reshape(current.shape[0], -1).contiguous()
         if backend == "parallel":

@@ -124,14 +124,16 @@ static void leaky_fwd_range_SFX(const void *pa, int64_t i0, int64_t i1) {
       const REAL *prev = t ? a->mem + (t - 1) * M + o : a->mem0 + o;
       const REAL *x = a->x + t * M + o;
       REAL *m = a->mem + t * M + o, *s = a->spk + t * M + o;
+#define ROW(...) leaky_fwd_row_SFX(__VA_ARGS__, x, prev, a->beta + o, a->thr + o, m, s, n)
       switch (a->reset) {
-      case 0: leaky_fwd_row_SFX(0, x, prev, a->beta + o, a->thr + o, m, s, n); break;
-      case 1: leaky_fwd_row_SFX(1, x, prev, a->beta + o, a->thr + o, m, s, n); break;
-      default: leaky_fwd_row_SFX(2, x, prev, a->beta + o, a->thr + o, m, s, n); break;
+      case 0: ROW(0); break;
+      case 1: ROW(1); break;
+      default: ROW(2); break;
       }
     }
   }
 }
+#undef ROW
 
 INL void leaky_bwd_row_SFX(int reset, int params, const REAL *restrict gs, const REAL *restrict gm,
                            const REAL *restrict m, const REAL *restrict prev, const REAL *restrict b,
@@ -167,13 +169,15 @@ static void leaky_bwd_range_SFX(const void *pa, int64_t i0, int64_t i1) {
       const REAL *gs = a->gs ? a->gs + off : zeros, *gm = a->gm ? a->gm + off : zeros;
       const REAL *anext = t + 1 < T ? a->dx + off + M : zeros;
       REAL *db = a->dbeta ? a->dbeta + o : NULL, *dth = a->dthr ? a->dthr + o : NULL;
+#define ROW(...) leaky_bwd_row_SFX(__VA_ARGS__, \
+    gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, db, dth, n)
       switch (a->reset * 2 + (a->dbeta != NULL)) {
-      case 0: leaky_bwd_row_SFX(0, 0, gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, db, dth, n); break;
-      case 1: leaky_bwd_row_SFX(0, 1, gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, db, dth, n); break;
-      case 2: leaky_bwd_row_SFX(1, 0, gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, db, dth, n); break;
-      case 3: leaky_bwd_row_SFX(1, 1, gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, db, dth, n); break;
-      case 4: leaky_bwd_row_SFX(2, 0, gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, db, dth, n); break;
-      default: leaky_bwd_row_SFX(2, 1, gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, db, dth, n); break;
+      case 0: ROW(0, 0); break;
+      case 1: ROW(0, 1); break;
+      case 2: ROW(1, 0); break;
+      case 3: ROW(1, 1); break;
+      case 4: ROW(2, 0); break;
+      default: ROW(2, 1); break;
       }
     }
     for (int64_t j = 0; j < n; ++j) {
@@ -183,6 +187,7 @@ static void leaky_bwd_range_SFX(const void *pa, int64_t i0, int64_t i1) {
     }
   }
 }
+#undef ROW
 
 /* ---- Synaptic: syn = alpha*syn + x; mem = beta*mem + syn (- reset*thr | zeroed) ---- */
 INL void syn_fwd_row_SFX(int reset, const REAL *restrict x, const REAL *restrict ps, const REAL *restrict pm,
@@ -210,16 +215,20 @@ static void syn_fwd_range_SFX(const void *pa, int64_t i0, int64_t i1) {
     for (int64_t t = 0; t < a->T; ++t) {
       const int64_t off = t * M + o;
       const REAL *pm = t ? a->mem + off - M : a->mem0 + o, *ps = t ? a->syn + off - M : a->syn0 + o;
+#define ROW(...) syn_fwd_row_SFX(__VA_ARGS__, \
+    a->x + off, ps, pm, a->alpha + o, a->beta + o, a->thr + o, a->syn + off, a->mem + off, a->spk + off, n)
       switch (a->reset) {
-      case 0: syn_fwd_row_SFX(0, a->x + off, ps, pm, a->alpha + o, a->beta + o, a->thr + o, a->syn + off, a->mem + off, a->spk + off, n); break;
-      case 1: syn_fwd_row_SFX(1, a->x + off, ps, pm, a->alpha + o, a->beta + o, a->thr + o, a->syn + off, a->mem + off, a->spk + off, n); break;
-      default: syn_fwd_row_SFX(2, a->x + off, ps, pm, a->alpha + o, a->beta + o, a->thr + o, a->syn + off, a->mem + off, a->spk + off, n); break;
+      case 0: ROW(0); break;
+      case 1: ROW(1); break;
+      default: ROW(2); break;
       }
     }
   }
 }
+#undef ROW
 
-INL void syn_bwd_row_SFX(int reset, int params, const REAL *restrict gs, const REAL *restrict gsyn, const REAL *restrict gm,
+INL void syn_bwd_row_SFX(int reset, int params,
+                         const REAL *restrict gs, const REAL *restrict gsyn, const REAL *restrict gm,
                          const REAL *restrict m, const REAL *restrict pm, const REAL *restrict ps,
                          const REAL *restrict al, const REAL *restrict b, const REAL *restrict th,
                          const REAL *restrict sg, REAL *restrict acarry, const REAL *restrict snext,
@@ -261,13 +270,15 @@ static void syn_bwd_range_SFX(const void *pa, int64_t i0, int64_t i1) {
       const REAL *snext = t + 1 < T ? a->dx + off + M : zeros;
       REAL *db = a->dbeta ? a->dbeta + o : NULL, *dth = a->dthr ? a->dthr + o : NULL;
       REAL *dal = a->dalpha ? a->dalpha + o : NULL;
+#define ROW(...) syn_bwd_row_SFX(__VA_ARGS__, \
+    gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, dal, db, dth, n)
       switch (a->reset * 2 + (a->dbeta != NULL)) {
-      case 0: syn_bwd_row_SFX(0, 0, gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, dal, db, dth, n); break;
-      case 1: syn_bwd_row_SFX(0, 1, gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, dal, db, dth, n); break;
-      case 2: syn_bwd_row_SFX(1, 0, gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, dal, db, dth, n); break;
-      case 3: syn_bwd_row_SFX(1, 1, gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, dal, db, dth, n); break;
-      case 4: syn_bwd_row_SFX(2, 0, gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, dal, db, dth, n); break;
-      default: syn_bwd_row_SFX(2, 1, gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, dal, db, dth, n); break;
+      case 0: ROW(0, 0); break;
+      case 1: ROW(0, 1); break;
+      case 2: ROW(1, 0); break;
+      case 3: ROW(1, 1); break;
+      case 4: ROW(2, 0); break;
+      default: ROW(2, 1); break;
       }
     }
     for (int64_t j = 0; j < n; ++j) {
@@ -278,6 +289,7 @@ static void syn_bwd_range_SFX(const void *pa, int64_t i0, int64_t i1) {
     }
   }
 }
+#undef ROW
 
 void cogsim_leaky_fwd_SFX(const fwd_SFX *a, int nthreads) { run_parallel(leaky_fwd_range_SFX, a, a->M, nthreads); }
 void cogsim_leaky_bwd_SFX(const bwd_SFX *a, int nthreads) { run_parallel(leaky_bwd_range_SFX, a, a->M, nthreads); }
@@ -289,8 +301,10 @@ SOURCE = (_COMMON % {"abi": ABI}
           + _TEMPLATE.replace("REAL", "float").replace("SFX", "f32").replace("EXP", "expf").replace("FABS", "fabsf")
           + _TEMPLATE.replace("REAL", "double").replace("SFX", "f64").replace("EXP", "exp").replace("FABS", "fabs"))
 
-#: No FMA contraction and no fast-math: results must equal torch's separately rounded ops.
-CFLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-pthread"]
+#: No FMA contraction and no fast-math: results must equal torch's separately rounded ops
+#: (-fno-trapping-math changes no value; it lets the compiler vectorise the branch-free selects).
+CFLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared",
+          "-pthread"]
 
 _P = ctypes.c_void_p
 

@@ -52,6 +52,12 @@ def rows_of(length: int, per_row: int = ROW_TOKENS) -> list[tuple[int, int]]:
     return [(s, min(length, s + size)) for s in range(0, length, size)]
 
 
+def row_width(rows: list[tuple[int, int]], least: int = 32) -> float:
+    """Inches of a token axis holding the longest row (at least ``least`` positions wide, so short
+    texts keep the same cell size and room for legends)."""
+    return max([least] + [e - s for s, e in rows]) * TOKEN_WIDTH
+
+
 _CYCLE = re.compile(r"^(?P<name>.+)@cycle(?P<n>\d+)$")
 
 
@@ -83,6 +89,32 @@ def set_position_axis(ax, start: int, end: int, every: int = 8) -> None:
     ax.set_xticks([p - start for p in ticks])
     ax.set_xticklabels([str(p) for p in ticks], fontsize=7, color="#555555")
     ax.tick_params(axis="x", length=2, pad=1)
+
+
+def token_rows_figure(n_rows: int, panels: Sequence[float], width: float, *, left: float = 1.9, right: float = 1.0,
+                      top: float = 0.9, labels: float = 1.2, gap: float = 0.1, bottom: float = 0.0):
+    """A figure of ``n_rows`` groups of stacked panels (heights in inches) sharing a token axis of
+    ``width`` inches; ``labels`` inches under each group hold its token strings, ``bottom`` inches
+    stay free below. Returns (figure, axes per row and panel, figure size in inches)."""
+    group = sum(panels) + gap * (len(panels) - 1)
+    fig_w, fig_h = left + width + right, top + n_rows * (group + labels) + bottom
+    fig = plt.figure(figsize=(fig_w, fig_h))
+    rows, y = [], fig_h - top
+    for _ in range(n_rows):
+        row = []
+        for h in panels:
+            y -= h
+            row.append(fig.add_axes((left / fig_w, y / fig_h, width / fig_w, h / fig_h)))
+            y -= gap
+        rows.append(row)
+        y -= labels - gap
+    return fig, rows, (fig_w, fig_h)
+
+
+def colorbar_axes(fig, size: tuple[float, float], left: float, width: float, top: float, height: float):
+    """An axes for a vertical colour bar just right of a plot area (inches from the left/top)."""
+    fig_w, fig_h = size
+    return fig.add_axes(((left + width + 0.15) / fig_w, (fig_h - top - height) / fig_h, 0.15 / fig_w, height / fig_h))
 
 
 def save(fig, path: str | Path) -> Path:

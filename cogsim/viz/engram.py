@@ -9,7 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from cogsim.viz.common import MONO, TOKEN_WIDTH, last_cycle, rows_of, save, set_position_axis, set_token_axis
+from cogsim.viz.common import (MONO, TOKEN_WIDTH, colorbar_axes, last_cycle, row_width, rows_of, save,
+                               set_position_axis, set_token_axis, token_rows_figure)
 
 CMAP = "magma"
 COLORBAR_LABEL = "gate value (0 = memory ignored, 1 = added)"
@@ -43,25 +44,19 @@ def plot_gate_heatmap(gates: np.ndarray, names: Sequence[str], labels: Sequence[
                       title: str) -> Path:
     n, t = gates.shape
     rows = rows_of(t)
-    width = max(e - s for s, e in rows)
-    fig_w = 2.8 + width * TOKEN_WIDTH
-    axes_h, labels_h = 0.3 * n + 0.3, 1.2  # inches: the cells, the token labels + position numbers
-    fig_h = 0.6 + len(rows) * (axes_h + labels_h)
-    fig, axes = plt.subplots(len(rows), 1, figsize=(fig_w, fig_h), squeeze=False,
-                             gridspec_kw={"hspace": labels_h / axes_h})
+    width = row_width(rows)
+    fig, axes, size = token_rows_figure(len(rows), [0.3 * n + 0.3], width, left=2.0, right=1.4, top=0.65)
     vmin, vmax = _limits(gates)
-    for ax, (s, e) in zip(axes[:, 0], rows):
+    for (s, e), (ax,) in zip(rows, axes):
         im = ax.imshow(gates[:, s:e], aspect="auto", cmap=CMAP, vmin=vmin, vmax=vmax, interpolation="nearest")
-        ax.set_xlim(-0.5, width - 0.5)
+        ax.set_xlim(-0.5, width / TOKEN_WIDTH - 0.5)
         ax.set_yticks(range(n))
         ax.set_yticklabels(names, fontsize=9)
         set_token_axis(ax, labels, s, e)
-        top = ax.secondary_xaxis("top")
-        set_position_axis(top, s, e)
-    fig.suptitle(title, fontsize=12, x=0.02, ha="left")
-    fig.subplots_adjust(left=2.0 / fig_w, right=1 - 0.9 / fig_w, top=1 - 0.6 / fig_h, bottom=labels_h / fig_h)
-    bar = fig.colorbar(im, ax=list(axes[:, 0]), fraction=0.02, pad=0.01, aspect=30)
-    bar.set_label(COLORBAR_LABEL, fontsize=8)
+        set_position_axis(ax.secondary_xaxis("top"), s, e)
+    fig.suptitle(title, fontsize=12, x=0.02, ha="left", y=1 - 0.1 / size[1], va="top")
+    bar = fig.colorbar(im, cax=colorbar_axes(fig, size, 2.0, width, 0.65, max(0.3 * n + 0.3, 1.3)))
+    bar.set_label("gate value\n(0 = memory ignored,\n1 = added)", fontsize=8)
     bar.ax.tick_params(labelsize=7)
     return save(fig, path)
 

@@ -22,6 +22,7 @@ class Figure:
     path: Path
     title: str
     caption: str
+    overview: bool = False  # shown beside the run summary rather than in the list of figures
 
 
 @dataclass
@@ -74,7 +75,7 @@ def graph_figure(ctx: Context) -> list[Figure]:
                    "Every node with its type, from the token input (top) to the LM head (bottom); arrows are "
                    "edges labelled source port → destination port, dashed red arrows are feedback edges "
                    "(the previous cognitive cycle's value). Colours: backbone green/blue, Engram orange, "
-                   "SNN yellow, HTM purple, workspace red.")]
+                   "SNN yellow, HTM purple, workspace red.", overview=True)]
 
 
 def curves_figure(ctx: Context) -> list[Figure]:
@@ -172,13 +173,19 @@ def htm_figures(ctx: Context) -> list[Figure]:
         traces = ctx.traces[probe.name].get(node)
         if not traces or "anomaly" not in traces:
             continue
-        path = plot_htm(traces, ctx.labels(probe), ctx.fig_dir / f"htm_{node}.png",
-                        f"HTM '{node}' on {probe.title}")
+        params = ctx.model.nodes[node].params
+        path = plot_htm(traces, ctx.labels(probe), ctx.fig_dir / f"htm_{node}.png", f"HTM '{node}' on {probe.title}",
+                        getattr(params, "active_columns", None))
+        learns = getattr(params, "learn", None) == "always"
         out.append(Figure(path, f"HTM prediction and anomaly ({node})",
                           "Top: raw anomaly per token — the fraction of the token's active columns that the "
-                          "temporal memory did not predict from the tokens before it (1 = complete surprise). On a "
-                          "repeated passage it should fall once the sequence has been seen. Below: how many "
-                          "columns were active and how many of them had been predicted."))
+                          "temporal memory did not predict from the tokens before it (1 = complete surprise, always "
+                          "1 at the first token). Below: how many columns the memory predicts for the next token "
+                          "(dashed: the columns a token activates). The probe repeats one passage: "
+                          + ("the memory learns as it reads (learn: always), so anomaly should fall once the "
+                             "passage has been seen." if learns else
+                             "the memory does not learn at evaluation (learn: train), so what it predicts comes "
+                             "from training.")))
     return out
 
 

@@ -25,10 +25,11 @@ SUMMARY_FIELDS = [
     ("val_loss", "validation loss", lambda v: f"{v:.4f}"), ("val_bpb", "validation bits/byte", lambda v: f"{v:.4f}"),
 ]
 #: summary.json keys that may hold probe-task results
-TASK_KEYS = ("probe_tasks", "tasks", "probes")
+TASK_KEYS = ("probes", "probe_tasks")
+TASK_HEADER = ["task", "score", "measure", "scored", "chance", "note"]
 
 CSS = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2rem auto; max-width: 1300px;
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2rem auto; max-width: 1800px;
        padding: 0 1rem; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
 .sub { color: #666; margin-top: 0; }
@@ -38,7 +39,9 @@ th { background: #f4f4f4; }
 figure { margin: 1.5rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: .92rem; color: #333; max-width: 1000px; } figcaption b { display: block; font-size: 1rem; }
 pre { background: #f7f7f7; padding: .6rem; overflow-x: auto; font-size: .82rem; max-height: 16rem; }
-nav a { margin-right: 1rem; } .warn { color: #a33; } code { background: #f2f2f2; padding: 0 .2rem; }
+nav a { margin-right: 1rem; }
+.overview { display: flex; flex-wrap: wrap; gap: 2.5rem; align-items: flex-start; }
+.overview figure { margin: 0; max-width: 700px; } .overview figure img { max-height: 85vh; } .warn { color: #a33; } code { background: #f2f2f2; padding: 0 .2rem; }
 """
 
 
@@ -63,23 +66,25 @@ def _summary_rows(summary: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def task_rows(summary: dict) -> list[tuple[str, str, str]]:
-    """(task, accuracy, details) from whichever probe-task key summary.json has: a mapping
-    task → accuracy, task → {accuracy, …}, or a list of {task|name, accuracy, …}."""
-    found = next((summary[k] for k in TASK_KEYS if summary.get(k)), None)
-    if found is None:
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def task_rows(summary: dict, details: dict | None = None) -> list[tuple[str, ...]]:
+    """(task, score, measure, scored, chance, note) per probe task: from ``probes.json`` (metric →
+    {value, kind, n, chance, note, …}) when given, else from ``summary['probes']`` (metric → value)."""
+    found = details or next((summary[k] for k in TASK_KEYS if summary.get(k)), None)
+    if not isinstance(found, dict):
         return []
-    items = (list(found.items()) if isinstance(found, dict)
-             else [(d.get("task", d.get("name", "?")), d) for d in found if isinstance(d, dict)])
     rows = []
-    for name, value in items:
-        if _number(value):
-            rows.append((str(name), f"{value:.3f}", ""))
-        elif isinstance(value, dict):
-            acc = value.get("accuracy")
-            rest = ", ".join(f"{k} {v:.4g}" if _number(v) else f"{k} {v}" for k, v in value.items()
-                             if k not in ("accuracy", "task", "name"))
-            rows.append((str(name), f"{acc:.3f}" if _number(acc) else "–", rest))
+    for name, value in found.items():
+        if isinstance(value, dict):
+            rows.append((str(name), _fmt(value.get("value", value.get("accuracy"))), str(value.get("kind", "")),
+                         _fmt(value.get("n")), _fmt(value.get("chance")), str(value.get("note") or "")))
+        elif value is None or _number(value):
+            rows.append((str(name), _fmt(value), "", "", "", ""))
     return rows
 
 
@@ -89,28 +94,35 @@ def _table(rows, header=None) -> str:
     return f"<table>{head}{body}</table>"
 
 
+def _figure(i: int, f: Figure) -> str:
+    return (f"<figure id='fig{i}'><img src='{_png_uri(f.path)}' alt='{html.escape(f.title)}'>"
+            f"<figcaption><b>{html.escape(f.title)}</b>{html.escape(f.caption)}</figcaption></figure>")
+
+
 def render_html(title: str, subtitle: str, summary: dict, figures: list[Figure], probes: list[Probe],
-                failures: list[str], command: str) -> str:
+                failures: list[str], command: str, task_details: dict | None = None) -> str:
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{CSS}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
              f"<p class='sub'>{html.escape(subtitle)}</p>"]
     nav = ["<a href='#summary'>summary</a>"] + [f"<a href='#fig{i}'>{html.escape(f.title)}</a>"
                                                 for i, f in enumerate(figures)]
     parts.append("<nav>" + " ".join(nav) + "</nav>")
-    parts.append("<h2 id='summary'>Run summary</h2>")
     rows = _summary_rows(summary)
-    parts.append(_table(rows) if rows else "<p>No <code>summary.json</code> in the run folder (the run has not "
-                                           "finished).</p>")
-    tasks = task_rows(summary)
+    left = ["<h2 id='summary'>Run summary</h2>", _table(rows) if rows else
+            "<p>No <code>summary.json</code> in the run folder (the run has not finished).</p>"]
+    tasks = task_rows(summary, task_details)
     if tasks:
-        parts.append("<h2>Probe tasks</h2>" + _table(tasks, ["task", "accuracy", "details"]))
+        left.append("<h2>Probe tasks</h2>" + _table(tasks, TASK_HEADER) +
+                    "<p class='sub'>Accuracy of exact answers (recall, needle, variable tracking) or AUC of "
+                    "anomaly scores; higher is better, compare with chance.</p>")
     if failures:
-        parts.append("<h2>Figures not drawn</h2><ul>" + "".join(f"<li class='warn'>{html.escape(f)}</li>"
-                                                                for f in failures) + "</ul>")
-    parts.append("<h2>Figures</h2>")
-    for i, f in enumerate(figures):
-        parts.append(f"<figure id='fig{i}'><img src='{_png_uri(f.path)}' alt='{html.escape(f.title)}'>"
-                     f"<figcaption><b>{html.escape(f.title)}</b>{html.escape(f.caption)}</figcaption></figure>")
+        left.append("<h2>Figures not drawn</h2><ul>" + "".join(f"<li class='warn'>{html.escape(f)}</li>"
+                                                               for f in failures) + "</ul>")
+    side = [_figure(i, f) for i, f in enumerate(figures) if f.overview]
+    parts.append("<div class='overview'><div>" + "".join(left) + "</div>" + "".join(side) + "</div>")
+    if any(not f.overview for f in figures):
+        parts.append("<h2>Figures</h2>")
+    parts += [_figure(i, f) for i, f in enumerate(figures) if not f.overview]
     if probes:
         parts.append("<h2>Probe texts</h2><p>The figures show the model reading these texts (cut to the model's "
                      "sequence length), with the recorder on.</p>")
@@ -179,7 +191,7 @@ def write_report(run_dir: str | Path, model=None, data=None, out: str | Path | N
                 f"{dt.datetime.now():%Y-%m-%d %H:%M}")
     command = f"python -m cogsim viz {run_dir}" + (f" --out {out}" if out is not None else "")
     page = render_html(f"cogsim run report: {spec.name}", subtitle, summary, figures, ctx.probes, ctx.failures,
-                       command)
+                       command, _read_json(run_dir / "probes.json"))
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "report.html"
     tmp = path.with_name(path.name + ".tmp")

@@ -89,17 +89,21 @@ def test_probes_are_deterministic_and_fit_the_model(tokenizer, tmp_path):
     assert "built-in" in where and "def " in text
 
 
-def test_probe_task_rows_accept_the_usual_shapes():
+def test_probe_task_rows_from_the_summary_or_probes_json():
     assert task_rows({}) == []
-    assert task_rows({"probe_tasks": {"recall": 0.5}}) == [("recall", "0.500", "")]
-    assert task_rows({"tasks": {"needle": {"accuracy": 0.25, "n": 40}}}) == [("needle", "0.250", "n 40")]
-    assert task_rows({"probes": [{"task": "vars", "accuracy": 1.0}]}) == [("vars", "1.000", "")]
+    summary = {"probes": {"recall": 0.5, "anomaly_htm": None}}
+    assert task_rows(summary) == [("recall", "0.500", "", "", "", ""), ("anomaly_htm", "n/a", "", "", "", "")]
+    details = {"needle": {"metric": "needle", "value": 0.25, "kind": "accuracy", "n": 40, "chance": 0.1, "note": ""},
+               "anomaly_htm": {"value": None, "kind": "auc", "n": 0, "chance": None, "note": "no htm node"}}
+    assert task_rows(summary, details) == [("needle", "0.250", "accuracy", "40", "0.100", ""),
+                                           ("anomaly_htm", "n/a", "auc", "0", "n/a", "no htm node")]
 
 
-def test_shown_neurons_are_the_most_active():
-    counts = np.array([0, 5, 0, 9, 1, 5])
-    assert shown_neurons(counts, 3).tolist() == [1, 3, 5]
-    assert shown_neurons(counts, 10).tolist() == [0, 1, 2, 3, 4, 5]
+def test_shown_neurons_spread_over_the_spiking_ones():
+    counts = np.array([0, 5, 0, 9, 1, 5, 2])
+    assert shown_neurons(counts, 10).tolist() == [3, 1, 5, 6, 4]  # every spiking neuron, most active first
+    assert shown_neurons(counts, 3).tolist() == [3, 5, 4]  # first, middle and last of that ranking
+    assert shown_neurons(np.zeros(4, dtype=int), 2).tolist() == [0, 3]  # all silent: silent ones
 
 
 def _colours(path):

@@ -18,25 +18,30 @@ from cogsim.cli import main
 
 ARCH = """\
 name: tiny_viz
-description: tiny model with every memory system the registry offers
+description: tiny model with every memory system
 model: {d_model: 32, n_heads: 2, seq_len: 40, vocab_size: 300}
 train: {steps: 4, batch_size: 2, lr: 0.003, warmup: 1, eval_every: 2, eval_batches: 1, checkpoint_every: 4, log_every: 1}
+data: {probe_count: 2}
 nodes:
   embed: {type: embedding}
   block1: {type: block}
   engram: {type: engram, max_ngram_size: 3, n_head_per_ngram: 2, n_embed_per_ngram: 16, branches: 2}
   snn: {type: snn, mode: sequence, neurons: 24, steps: 3}
+  htm: {type: htm, columns: 128, cells_per_column: 4, active_columns: 8, streams: 2, learn: always}
   ws: {type: workspace, slots: 3, top_k: 1, chunk: 4}
   head: {type: lm_head}
 stack: [embed, block1, engram, snn, ws, head]
 edges:
   - tokens -> engram.ids
+  - tokens -> htm.ids
   - block1.delta -> ws.candidates
   - engram.delta -> ws.candidates
   - snn.delta -> ws.candidates
+  - htm.out -> ws.candidates
+  - htm.anomaly -> ws.salience
 """
 EXPECTED = {"graph.png", "curves.png", "workspace_ws.png", "engram_gate.png", "engram_gate_text.png",
-            "spikes_snn.png"}
+            "spikes_snn.png", "htm_htm.png"}
 
 
 class _Images(HTMLParser):
@@ -90,7 +95,8 @@ def test_run_writes_every_figure_and_a_self_contained_report(run_dir):
         assert len(img.convert("RGB").getcolors(1 << 16) or range(1 << 16)) > 20  # not a blank canvas
     page = (run_dir / "report.html").read_text()
     for text in ("Run summary", "validation bits/byte", "Workspace competition (ws)", "Engram gate per token",
-                 "Spike raster (snn)", "Training curves", "Architecture graph", "Probe texts"):
+                 "Spike raster (snn)", "HTM prediction and anomaly (htm)", "Training curves", "Architecture graph",
+                 "Probe texts", "Probe tasks", "vartrack"):
         assert text in page
     assert "Figures not drawn" not in page
 

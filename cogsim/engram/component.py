@@ -129,7 +129,7 @@ class EngramComponent(Component):
         self.engram_vocab_size = list(p.engram_vocab_size or [5 * sizes.vocab_size] * (self.n - 1))
         self.layer_ids = list(p.layer_ids or [p.layer_id])
         self.register_buffer("token_compression", torch.arange(sizes.vocab_size), persistent=True)
-        self.register_load_state_dict_post_hook(lambda module, keys: module._compression_changed())
+        self.register_load_state_dict_post_hook(_after_load)
         self._mapping: NgramHashMapping | None = None
         self._lookups: dict[torch.device, torch.Tensor] = {}
         self._compression_changed()
@@ -305,6 +305,11 @@ class EngramComponent(Component):
         p = self.params
         return (f"orders=2..{self.n}, heads={p.n_head_per_ngram}, head_dim={self.head_dim}, "
                 f"layer_id={p.layer_id}, optimizer={p.optimizer}×{p.lr_multiplier}")
+
+
+def _after_load(module: EngramComponent, incompatible_keys) -> None:
+    """A loaded state may carry another compression table: rebuild the hash mapping."""
+    module._compression_changed()
 
 
 def _merge_row_grads(grads: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,12 +5,14 @@ skipped, interrupted ones continued."""
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
+import torch
 from rich.table import Table
 
 from cogsim.commands.common import console
@@ -32,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a field of every variant, e.g. --set train.batch_size=8")
     parser.add_argument("--out", help="ablation folder holding one run folder per variant and seed "
                                       "(default: runs/ablate-<architecture>)")
-    parser.add_argument("--results", help="also copy the tables and the figure into this folder")
+    parser.add_argument("--results", help="also copy the tables and the figure into this folder (default: the "
+                                          "suite's 'results' when the suite runs exactly as written)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     parser.add_argument("--list", action="store_true", help="list the variants and runs, train nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
@@ -118,18 +121,21 @@ def _table(summary: list[dict], variants: list[str], title: str) -> Table:
     return table
 
 
-def _header(name: str, description: str, spec, seeds: list[int], elapsed: float | None) -> str:
+def _header(name: str, description: str, spec, seeds: list[int], rows: list[dict], elapsed: float,
+            device: str) -> str:
     t, m, d = spec.train, spec.model, spec.data
     budget = (f"{t.steps} steps × {t.batch_size} sequences × {m.seq_len} tokens per run "
               f"({t.steps * t.batch_size * m.seq_len:,} tokens), lr {t.lr}, "
               f"{d.task_mix:.0%} of training windows from generated probe-task text, "
               f"{d.probe_count} probe instances per task")
+    train_s = sum(r["seconds"] or 0.0 for r in rows)
     lines = [f"# Memory ablations: {name}", ""]
     if description:
         lines += [description.strip(), ""]
-    lines += [f"Budget: {budget}; seeds {', '.join(map(str, seeds))}."]
-    if elapsed is not None:
-        lines += [f"Wall time of this invocation: {elapsed / 60:.1f} min."]
+    lines += [f"Budget: {budget}; seeds {', '.join(map(str, seeds))}.", "",
+              f"Time: {train_s / 60:.1f} min of training loops over {len(rows)} runs; the invocation that "
+              f"finished the suite took {elapsed / 60:.1f} min on {device} ({os.cpu_count()} CPU cores, "
+              f"{torch.get_num_threads()} torch threads)."]
     return "\n".join(lines) + "\n"
 
 
@@ -167,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - t0
     names = [v.name for v in variants]
     summary = ab.summarize(rows, names)
-    header = _header(full.name, suite.description if suite else "", full, seeds, elapsed)
+    device = rows[0].get("device") or args.device
+    header = _header(full.name, suite.description if suite else "", full, seeds, rows, elapsed, device)
     files = [ab.write_csv(rows, ab.RUN_COLUMNS, out / "runs.csv"),
              ab.write_csv(summary, ab.SUMMARY_COLUMNS, out / "ablation.csv")]
     (out / "ablation.md").write_text(ab.markdown(summary, variants, seeds, header))
@@ -177,7 +184,10 @@ def run(args: argparse.Namespace) -> int:
     files.append(plot_ablation(summary, rows, out / "ablation.png",
                                f"{full.name}: memory ablations, {len(seeds)} seeds × {full.train.steps} steps"))
     con.print(_table(summary, names, f"ablation: {full.name} ({len(seeds)} seeds; Δ = variant − full, 95% CI)"))
-    results = args.results or (suite.results if suite else None)
+    # the suite's results folder holds the standard suite's tables: only a run of exactly that suite
+    # (no option changing output, variants, seeds or budget) writes there; --results always does
+    as_written = not (args.out or args.variants or args.seeds or args.steps is not None or args.overrides or args.arch)
+    results = args.results or (suite.results if suite and as_written else None)
     if results:
         Path(results).mkdir(parents=True, exist_ok=True)
         for f in files:

@@ -55,7 +55,7 @@ LEVELS: dict[str, tuple] = {
     "recall": (12, 8, 6, 4, 2, 1),  # facts in the document (the asked one last)
     "needle": ((6, 2, 3), (5, 1, 3), (4, 1, 2), (3, 1, 2), (3, 0, 2), (2, 0, 2), (1, 0, 1)),  # pairs, filler per pair, queries
     "vartrack": ((4, 2), (3, 2), (3, 1), (2, 1), (1, 1), (1, 0)),  # hops, distractor chains
-    "anomaly": (96, 72, 48, 32, 24),  # words in the stream
+    "anomaly": (96, 72, 48, 32, 24, 16),  # words in the stream
 }
 #: the level probes use where it fits (moderate: a small model trained minutes can get above chance)
 STANDARD = {"recall": 6, "needle": (4, 1, 2), "vartrack": (2, 1), "anomaly": 96}

@@ -147,7 +147,7 @@ class SuiteProgress:
 
 def result_row(variant: str, seed: int, summary: dict) -> dict:
     row = {"variant": variant, "seed": seed, "run_dir": summary.get("run_dir", ""),
-           "parameters": summary.get("parameters"), "steps": summary.get("steps"),
+           "device": summary.get("device"), "parameters": summary.get("parameters"), "steps": summary.get("steps"),
            "seconds": summary.get("seconds"), "val_loss": summary.get("val_loss"), "val_bpb": summary.get("val_bpb")}
     probes = summary.get("probes") or {}
     for metric in PROBE_METRICS:

@@ -61,6 +61,27 @@ def _encode(tokenizer, inst: tasks.Instance) -> _Encoded:
     return _Encoded(list(enc.ids), groups)
 
 
+def exact_matches(logp: torch.Tensor, ids: list[int], groups: list[list[int]]) -> list[bool]:
+    """Per scored span (token indices ``groups``): is every token the argmax of the prediction made
+    at the position before it? ``logp`` [T, V] are the model's outputs for ``ids``."""
+    pred = logp.argmax(-1)
+    target = torch.as_tensor(ids)
+    return [bool((pred[torch.as_tensor(g) - 1] == target[torch.as_tensor(g)]).all()) for g in groups]
+
+
+def surprisal(logp: torch.Tensor, ids: list[int]) -> torch.Tensor:
+    """−log p(token_t | tokens before t) per position [T] (0 at position 0, which has no prediction)."""
+    target = torch.as_tensor(ids)
+    out = torch.zeros(len(target))
+    out[1:] = -logp[torch.arange(len(target) - 1), target[1:]]
+    return out
+
+
+def span_scores(token_scores: torch.Tensor, groups: list[list[int]]) -> list[float]:
+    """A span's (word's) score: the largest score over its tokens."""
+    return [float(token_scores[torch.as_tensor(g)].max()) for g in groups]
+
+
 def _token_counter(tokenizer):
     return lambda texts: [len(e.ids) for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
@@ -118,12 +139,9 @@ def _question_task(task: str, runner: _Runner, tokenizer, seq_len: int, count: i
     encoded = [_encode(tokenizer, inst) for inst in insts]
     correct = total = 0
     for i, logp, _ in runner(encoded):
-        pred = logp.argmax(-1)
-        ids = torch.tensor(encoded[i].ids)
-        for group in encoded[i].groups:
-            j = torch.tensor(group)
-            correct += int(bool((pred[j - 1] == ids[j]).all()))
-            total += 1
+        hits = exact_matches(logp, encoded[i].ids, encoded[i].groups)
+        correct += sum(hits)
+        total += len(hits)
     chance = {"recall": 1 / 9000, "needle": 1 / level[0] if task == "needle" else None,
               "vartrack": 1 / (level[1] + 1) if task == "vartrack" else None}[task]
     return ProbeResult(task, correct / total, "accuracy", total, level, chance)
@@ -132,25 +150,23 @@ def _question_task(task: str, runner: _Runner, tokenizer, seq_len: int, count: i
 def _anomaly_task(runner: _Runner, model, tokenizer, seq_len: int, count: int, seed: int) -> list[ProbeResult]:
     level = tasks.fit_level("anomaly", _token_counter(tokenizer), seq_len, seed, tasks.PROBE_STREAM, sample=count)
     signal = _htm_signal(model)
+    no_htm = "the architecture has no htm node"
     if level is None:
         note = f"no anomaly stream fits {seq_len} tokens"
-        return [ProbeResult("anomaly_lm", None, "auc", 0, note=note), ProbeResult("anomaly_htm", None, "auc", 0, note=note)]
+        return [ProbeResult("anomaly_lm", None, "auc", 0, note=note),
+                ProbeResult("anomaly_htm", None, "auc", 0, note=no_htm if signal is None else note)]
     insts = tasks.instances("anomaly", level, count, seed, tasks.PROBE_STREAM)
     encoded = [_encode(tokenizer, inst) for inst in insts]
     lm_scores, htm_scores, labels = [], [], []
     for i, logp, sig in runner(encoded, signal):
-        ids = torch.tensor(encoded[i].ids)
-        surprisal = torch.zeros(len(ids))
-        surprisal[1:] = -logp[torch.arange(len(ids) - 1), ids[1:]]
-        for group, label in zip(encoded[i].groups, insts[i].labels):
-            lm_scores.append(float(surprisal[group].max()))
-            if sig is not None:
-                htm_scores.append(float(sig[group].max()))
-            labels.append(label)
+        lm_scores += span_scores(surprisal(logp, encoded[i].ids), encoded[i].groups)
+        if sig is not None:
+            htm_scores += span_scores(sig, encoded[i].groups)
+        labels += insts[i].labels
     n = len(labels)
     lm = ProbeResult("anomaly_lm", roc_auc(lm_scores, labels), "auc", n, level, 0.5)
     if signal is None:
-        htm = ProbeResult("anomaly_htm", None, "auc", n, level, 0.5, note="the architecture has no htm node")
+        htm = ProbeResult("anomaly_htm", None, "auc", n, level, 0.5, note=no_htm)
     else:
         htm = ProbeResult("anomaly_htm", roc_auc(htm_scores, labels), "auc", n, level, 0.5,
                           note=f"signal {signal[0]}.{signal[1]}")
@@ -191,4 +207,4 @@ def to_json(results: dict[str, ProbeResult]) -> dict:
     return {m: {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(r).items()} for m, r in results.items()}
 
 
-__all__ = ["METRICS", "ProbeResult", "flatten", "run_probes", "to_json"]
+__all__ = ["METRICS", "ProbeResult", "exact_matches", "flatten", "run_probes", "span_scores", "surprisal", "to_json"]

@@ -1,0 +1,116 @@
+"""``cogsim ablate`` on a tiny config: variants, tables with CI columns, figure, resume, errors."""
+from __future__ import annotations
+
+import csv
+import math
+
+import matplotlib.image as mpimg
+import pytest
+
+from cogsim.cli import main
+from cogsim.evaluate import ablation as ab
+from cogsim.graph.spec import read_spec
+from cogsim.train.trainer import Trainer
+
+ARCH = """\
+name: tinyabl
+model: {d_model: 32, n_heads: 2, seq_len: 48, vocab_size: 300}
+train: {steps: 2, batch_size: 2, lr: 0.003, warmup: 1, eval_every: 2, eval_batches: 1, checkpoint_every: 2, log_every: 1}
+data: {task_mix: 0.25, probe_count: 2}
+nodes:
+  embed: {type: embedding}
+  block1: {type: block}
+  engram: {type: engram, max_ngram_size: 3, n_head_per_ngram: 2, n_embed_per_ngram: 16}
+  snn: {type: snn, mode: sequence, neurons: 16}
+  head: {type: lm_head}
+stack: [embed, block1, engram, snn, head]
+edges: [tokens -> engram.ids]
+"""
+ENGRAM_ONLY = ARCH.replace("  snn: {type: snn, mode: sequence, neurons: 16}\n", "").replace("snn, head]", "head]")
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_variants_of_an_architecture(write_arch):
+    variants = ab.make_variants(write_arch(ARCH))
+    assert [v.name for v in variants] == ["full", "no_engram", "no_snn", "plain", "engram_min"]
+    by = {v.name: v.spec for v in variants}
+    assert set(by["no_engram"].nodes) == {"embed", "block1", "snn", "head"}
+    assert set(by["plain"].nodes) == {"embed", "block1", "head"}
+    assert by["engram_min"].nodes["engram"].params["engram_vocab_size"] == [2, 2]  # orders 2 and 3
+    only_engram = ab.make_variants(write_arch(ENGRAM_ONLY, "e.yaml"))
+    assert [v.name for v in only_engram] == ["full", "plain", "engram_min"]  # no_engram would be plain
+    assert [v.name for v in ab.select(variants, ["plain", "full", "plain"])] == ["full", "plain"]
+
+
+def test_ablate_two_seeds_tables_figure_and_resume(write_arch, tiny_corpus, tmp_path, capsys):
+    arch = write_arch(ENGRAM_ONLY)
+    out = tmp_path / "abl"
+    args = ["ablate", str(arch), "--seeds", "2", "--set", f"data.path={tiny_corpus}", "--out", str(out), "--quiet"]
+    # an interrupted run of the full architecture, seed 1: the suite must continue it, not restart it
+    spec = ab.with_seed(read_spec(arch, [f"data.path={tiny_corpus}"]), 1)
+    Trainer(spec, ab.run_dir_of(out, "full", 1), device="cpu").train(stop_after=1)
+
+    assert main(args) == 0
+    runs = _rows(out / "runs.csv")
+    assert [(r["variant"], r["seed"]) for r in runs] == [(v, s) for v in ("full", "plain", "engram_min") for s in "01"]
+    assert all(r["steps"] == "2" and float(r["val_bpb"]) > 0 and r["recall"] != "" for r in runs)
+    metrics = (out / "full-seed1" / "metrics.jsonl").read_text()
+    assert metrics.count('"step": 1,') >= 1 and metrics.count('"val_loss"') == 2  # step 0 and 2: resumed
+
+    summary = _rows(out / "ablation.csv")
+    assert list(summary[0]) == ab.SUMMARY_COLUMNS
+    bpb = {r["variant"]: r for r in summary if r["metric"] == "val_bpb"}
+    assert list(bpb) == ["full", "plain", "engram_min"]
+    assert bpb["full"]["diff"] == "" and bpb["full"]["n"] == "2"
+    for name in ("plain", "engram_min"):
+        r = bpb[name]
+        by_seed = {x["seed"]: float(x["val_bpb"]) for x in runs if x["variant"] == name}
+        full = {x["seed"]: float(x["val_bpb"]) for x in runs if x["variant"] == "full"}
+        assert float(r["diff"]) == pytest.approx(sum(by_seed[s] - full[s] for s in "01") / 2, abs=1e-5)
+        assert float(r["ci_low"]) <= float(r["diff"]) <= float(r["ci_high"]) and r["diff_n"] == "2"
+    assert "anomaly_htm" not in {r["metric"] for r in summary}  # n/a everywhere: left out
+
+    md = (out / "ablation.md").read_text()
+    assert "| full |" in md and "| engram_min |" in md and "95% CI" in md and "Δ val bits/byte" in md
+    image = mpimg.imread(out / "ablation.png")
+    assert image.shape[0] > 300 and image.shape[1] > 600
+
+    before = (out / "runs.csv").read_text()
+    capsys.readouterr()
+    assert main(args) == 0  # everything finished: nothing is trained again
+    assert (out / "runs.csv").read_text() == before
+
+
+def test_ablate_errors_are_one_line(write_arch, tmp_path, capsys):
+    arch = write_arch(ARCH)
+    assert main(["ablate", str(arch), "--variants", "no_htm", "--list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown variant 'no_htm'" in err and "no_snn" in err
+    suite = write_arch(f"architecture: {arch}\nseeds: 2\nstepz: 3\n", "suite.yaml")
+    assert main(["ablate", "--suite", str(suite), "--list"]) == 2
+    err = capsys.readouterr().err
+    assert f"{suite}:3:" in err and "unknown field 'stepz'" in err
+    suite = write_arch(f"architecture: {arch}\nseeds: [1, 1]\n", "suite2.yaml")
+    assert main(["ablate", "--suite", str(suite), "--list"]) == 2
+    assert "distinct integers" in capsys.readouterr().err
+    assert main(["ablate", "--seeds", "0,x", str(arch), "--list"]) == 2
+    assert "--seeds 0,x" in capsys.readouterr().err
+
+
+def test_suite_file_sets_the_budget_of_every_variant(write_arch, capsys):
+    arch = write_arch(ARCH)
+    suite = write_arch(f"architecture: {arch}\nseeds: [3, 5]\nvariants: [plain]\nsteps: 7\n"
+                       "set:\n  train.batch_size: 3\n  data.task_mix: 0.1\n", "suite.yaml")
+    s = ab.load_suite(suite)
+    assert s.seeds == [3, 5] and s.variants == ["plain"]
+    variants = ab.select(ab.make_variants(s.architecture, s.overrides), s.variants)
+    assert [v.name for v in variants] == ["full", "plain"]
+    for v in variants:
+        assert (v.spec.train.steps, v.spec.train.batch_size, v.spec.data.task_mix) == (7, 3, 0.1)
+    assert main(["ablate", "--suite", str(suite), "--list"]) == 0
+    assert "2 variants × 2 seeds = 4 runs of 7 steps" in capsys.readouterr().out
+    assert math.isclose(ab.with_seed(variants[0].spec, 5).train.seed, 5)

@@ -8,6 +8,7 @@ import datetime as dt
 import html
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from cogsim.viz.figures import Context, Figure, log, make_figures
@@ -41,7 +42,8 @@ figcaption { font-size: .92rem; color: #333; max-width: 1000px; } figcaption b {
 pre { background: #f7f7f7; padding: .6rem; overflow-x: auto; font-size: .82rem; max-height: 16rem; }
 nav a { margin-right: 1rem; }
 .overview { display: flex; flex-wrap: wrap; gap: 2.5rem; align-items: flex-start; }
-.overview figure { margin: 0; max-width: 700px; } .overview figure img { max-height: 85vh; } .warn { color: #a33; } code { background: #f2f2f2; padding: 0 .2rem; }
+.overview > div { max-width: 680px; } .overview figure { margin: 0; max-width: 560px; }
+.overview figure img { max-height: 85vh; } .warn { color: #a33; } code { background: #f2f2f2; padding: 0 .2rem; }
 """
 
 
@@ -153,10 +155,26 @@ def _metrics(run_dir: Path) -> list[dict]:
     return rows
 
 
+@dataclass
+class Report:
+    """What :func:`make_report` wrote: the page, the figures drawn and the ones that failed."""
+
+    path: Path
+    figures: list[Figure]
+    failures: list[str]
+    summary: dict
+
+
 def write_report(run_dir: str | Path, model=None, data=None, out: str | Path | None = None,
                  text: str | None = None) -> Path:
+    """:func:`make_report`, returning the report's path (the signature ``cogsim run`` calls)."""
+    return make_report(run_dir, model, data, out, text).path
+
+
+def make_report(run_dir: str | Path, model=None, data=None, out: str | Path | None = None,
+                text: str | None = None) -> Report:
     """Draw the figures of the run in ``run_dir`` into ``out/figures/`` and write ``out/report.html``
-    (``out`` defaults to the run folder); returns the report's path.
+    (``out`` defaults to the run folder).
 
     ``model``: the trained CognitiveModel (None: rebuilt from the run folder with
     :func:`cogsim.runs.load_run`); ``data``: the run's TokenData when at hand (its tokenizer and
@@ -197,4 +215,4 @@ def write_report(run_dir: str | Path, model=None, data=None, out: str | Path | N
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(path)
-    return path
+    return Report(path, figures, ctx.failures, summary)

@@ -179,3 +179,20 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     colourful = sum(n for n, (r, g, b) in img.getcolors(1 << 22) if max(r, g, b) - min(r, g, b) > 60)
     assert colourful > 20_000
 
+
+
+def test_gallery_readme_links_every_figure(run_dir, tmp_path, monkeypatch):
+    from cogsim.viz import gallery
+
+    monkeypatch.setattr(gallery, "REFERENCE_RUNS", [(run_dir.name, "tiny_viz.yaml")])
+    monkeypatch.setattr(gallery, "ABLATION_RESULTS", str(tmp_path / "no-ablation"))
+    out = tmp_path / "viz"
+    assert gallery.main(["--runs", str(run_dir.parent), "--out", str(out)]) == 0
+    readme = (out / "README.md").read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    assert {Path(link).name for link in links} == EXPECTED
+    assert all((out / link).is_file() for link in links)
+    assert f"python -m cogsim viz {run_dir.as_posix()} --out viz/{run_dir.name}" in readme
+    assert "python -m cogsim ablate --suite experiments/memory_ablations.yaml" in readme
+    assert "Not generated yet" in readme
+    assert not (out / run_dir.name / "report.html").exists()

@@ -1,8 +1,11 @@
 """HTM spatial pooler with htm.core's semantics, batched over independent streams, in plain torch.
 
-Each stream has its own potential pools and permanences (dense [streams, columns, inputs] tensors,
-zero outside the potential pool); overlaps are one batched matmul of the connected mask with the
-input. Semantics follow htm.core ``SpatialPooler`` (DESIGN §5.2):
+Each stream has its own potential pools and permanences (a dense [streams, columns, inputs] tensor
+holding NaN outside the potential pool: NaN stays NaN through every update and never compares as
+connected, so learning needs no pool mask). Overlaps use an input-major copy of the connected mask
+([streams, inputs, columns], uint8): the rows of the active inputs are gathered and summed, so a
+step reads only (active inputs × columns) bytes; learning updates that copy only where a synapse
+crossed the connected threshold. Semantics follow htm.core ``SpatialPooler`` (DESIGN §5.2):
 
 - potential pool: ``round(potential_pct · |hood|)`` inputs drawn from the inputs within
   ``potential_radius`` of the column's centre ``floor((c + 0.5) · inputs / columns)`` (all inputs when
@@ -92,25 +95,24 @@ class SpatialPooler(nn.Module):
         self.wrap_around = bool(wrap_around)
         self._connected = float(np.float32(syn_perm_connected) - np.float32(EPSILON))
         dev = torch.device(device) if device is not None else torch.device("cpu")
-        potential, perm = self._initial_pools(dev)
-        self.register_buffer("potential", potential)
-        self.register_buffer("permanence", perm)
+        self.register_buffer("permanence", self._initial_pools(dev))
         self.register_buffer("overlap_duty", torch.zeros(S, C, device=dev))
         self.register_buffer("active_duty", torch.zeros(S, C, device=dev))
         self.register_buffer("min_overlap_duty", torch.zeros(S, C, device=dev))
         self.register_buffer("boost", torch.ones(S, C, device=dev))
         self.register_buffer("inhibition_radius", torch.zeros(S, dtype=torch.int64, device=dev))
         self.register_buffer("iterations", torch.zeros(2, dtype=torch.int64, device=dev))  # all, learning
-        self.register_buffer("connected", torch.zeros(S, C, I, device=dev), persistent=False)
+        # input-major connected mask, one row per (stream, input) plus an all-zero row at the end
+        self.register_buffer("connected_t", torch.zeros(S * I + 1, C, dtype=torch.uint8, device=dev),
+                             persistent=False)
         self.overlaps = torch.zeros(S, C, dtype=torch.int64, device=dev)
-        for col in range(0, C, 256):
-            self._raise_to_threshold(torch.arange(S, device=dev)[:, None],
-                                     torch.arange(col, min(C, col + 256), device=dev)[None, :].expand(S, -1))
+        for start in range(0, S * C, 4096):
+            self._raise_to_threshold(torch.arange(start, min(S * C, start + 4096), device=dev))
         self._refresh_connected()
         self._update_inhibition_radius()
 
     # ---- initialisation ------------------------------------------------------------------------
-    def _initial_pools(self, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _initial_pools(self, dev: torch.device) -> torch.Tensor:
         S, C, I = self.streams, self.num_columns, self.input_size
         centre = torch.floor((torch.arange(C, dtype=torch.float32) + 0.5) * (I / C)).long()
         offset = torch.arange(I)[None, :] - centre[:, None]  # [C, I]
@@ -118,7 +120,6 @@ class SpatialPooler(nn.Module):
             offset = torch.minimum(offset.abs(), I - offset.abs())
         hood = offset.abs() <= self.potential_radius
         n_pot = torch.round(hood.sum(1).double() * self.potential_pct).long()  # [C]
-        potential = torch.zeros(S, C, I, dtype=torch.bool)
         perm = torch.zeros(S, C, I, dtype=torch.float32)
         conn = self.syn_perm_connected
         for s in range(S):
@@ -129,9 +130,13 @@ class SpatialPooler(nn.Module):
             coin = torch.rand(C, I, generator=g, dtype=torch.float64) <= 0.5
             hi = conn + (1.0 - conn) * torch.rand(C, I, generator=g)
             lo = conn * torch.rand(C, I, generator=g)
-            potential[s] = pot
-            perm[s] = torch.where(pot, torch.where(coin, hi, lo), torch.zeros(()))
-        return potential.to(dev), perm.to(dev)
+            perm[s] = torch.where(pot, torch.where(coin, hi, lo), torch.full((), math.nan))
+        return perm.to(dev)
+
+    @property
+    def potential(self) -> torch.Tensor:
+        """Potential pools [streams, columns, inputs] (bool)."""
+        return ~torch.isnan(self.permanence)
 
     # ---- public ----------------------------------------------------------------------------------
     @property
@@ -158,9 +163,9 @@ class SpatialPooler(nn.Module):
         self.iterations[0] += 1
         if learn:
             self.iterations[1] += 1
-        overlaps = torch.bmm(self.connected, x.float()[:, :, None])[:, :, 0].round().long()
+        overlaps = self._overlaps(x)
         self.overlaps = overlaps
-        boosted = overlaps.float() * self.boost if self.boost_strength >= EPSILON else overlaps.float()
+        boosted = overlaps.float() * self.boost if self.boost_strength >= EPSILON else overlaps
         active = self._inhibit(boosted)
         if learn:
             self._adapt(x, active)
@@ -172,6 +177,19 @@ class SpatialPooler(nn.Module):
                 self._update_min_duty_cycles()
         return active
 
+    def _overlaps(self, x: torch.Tensor) -> torch.Tensor:
+        """Connected synapses onto active inputs [S, C] (int64): the active inputs' rows of the
+        input-major mask, padded per stream with the all-zero row, summed."""
+        S, I = self.streams, self.input_size
+        count = x.sum(1)
+        k = int(count.max())
+        if k == 0:
+            return torch.zeros(S, self.num_columns, dtype=torch.int64, device=self.device)
+        idx = torch.topk(x.to(torch.int8), k, dim=1, sorted=False).indices  # the active inputs first
+        hit = x.gather(1, idx)
+        rows = torch.where(hit, idx + (torch.arange(S, device=self.device) * I)[:, None], S * I)
+        return self.connected_t.index_select(0, rows.view(-1)).view(S, k, -1).sum(1)
+
     # ---- inhibition ------------------------------------------------------------------------------
     def _inhibit(self, overlaps: torch.Tensor) -> torch.Tensor:
         S, C = self.streams, self.num_columns
@@ -179,10 +197,13 @@ class SpatialPooler(nn.Module):
         if self._uses_global():
             # htm.core: numDesired = UInt(density * numColumns), ties → higher index
             n_desired = (density.cpu().numpy().astype(np.float32) * np.float32(C)).astype(np.int64)
-            flipped = overlaps.flip(1)
-            order = torch.sort(flipped, dim=1, descending=True, stable=True).indices
             k = int(n_desired.max())
-            win = C - 1 - order[:, :k]
+            cols = torch.arange(C, device=self.device)
+            if overlaps.dtype == torch.int64:  # exact integer keys: (overlap, index) in one number
+                win = torch.topk(overlaps * C + cols, k, dim=1).indices
+            else:
+                order = torch.sort(overlaps.flip(1), dim=1, descending=True, stable=True).indices
+                win = C - 1 - order[:, :k]
             keep = torch.arange(k, device=self.device)[None, :] < torch.as_tensor(n_desired, device=self.device)[:, None]
             keep &= overlaps.gather(1, win) >= self.stimulus_threshold
             return torch.zeros(S, C, dtype=torch.bool, device=self.device).scatter_(1, win, keep)
@@ -228,39 +249,51 @@ class SpatialPooler(nn.Module):
         s_idx, c_idx = active.nonzero(as_tuple=True)
         if s_idx.numel() == 0:
             return
-        perm = self.permanence[s_idx, c_idx]  # [A, I]
-        pot = self.potential[s_idx, c_idx]
-        delta = torch.where(x[s_idx], self.syn_perm_active_inc, -self.syn_perm_inactive_dec)
-        perm = torch.where(pot, (perm + delta).clamp(0.0, 1.0), perm)
-        self.permanence[s_idx, c_idx] = perm
-        self._raise_to_threshold(s_idx, c_idx)
-        self._refresh_connected(s_idx, c_idx)
+        rows = s_idx * self.num_columns + c_idx
+        flat = self.permanence.view(-1, self.input_size)
+        perm = flat.index_select(0, rows)  # [A, I]
+        delta = torch.where(x, self.syn_perm_active_inc, -self.syn_perm_inactive_dec).index_select(0, s_idx)
+        flat.index_copy_(0, rows, (perm + delta).clamp_(0.0, 1.0))  # NaN (outside the pool) stays NaN
+        self._raise_to_threshold(rows)
+        self._refresh_connected(rows, before=perm)
 
-    def _raise_to_threshold(self, s_idx: torch.Tensor, c_idx: torch.Tensor) -> None:
-        """htm.core raisePermanencesToThreshold(stimulus_threshold) on the given columns."""
+    def _raise_to_threshold(self, rows: torch.Tensor) -> None:
+        """htm.core raisePermanencesToThreshold(stimulus_threshold) on the given columns (flat
+        stream·columns + column ids)."""
         th = self.stimulus_threshold
         if th <= 0:
             return
-        perm = self.permanence[s_idx, c_idx]
-        pot = self.potential[s_idx, c_idx]
-        n_conn = ((perm >= self._connected) & pot).sum(-1)
+        flat = self.permanence.view(-1, self.input_size)
+        perm = flat.index_select(0, rows)
+        pot = ~torch.isnan(perm)
+        n_conn = (perm >= self._connected).sum(-1)
         k = torch.clamp(pot.sum(-1), max=th)
         need = (n_conn < th) & (k > 0)
         if not bool(need.any()):
             return
-        ranked = torch.sort(perm.masked_fill(~pot, -1.0), dim=-1, descending=True).values
+        ranked = torch.sort(perm.nan_to_num(-1.0), dim=-1, descending=True).values
         kth = ranked.gather(-1, (k - 1).clamp(min=0)[..., None])[..., 0]
-        inc = torch.where(need, self._connected - kth, torch.zeros(()))
-        inc = inc.clamp(min=0.0)
-        bumped = torch.where(pot, (perm + inc[..., None]).clamp(0.0, 1.0), perm)
-        self.permanence[s_idx, c_idx] = bumped
+        inc = torch.where(need, self._connected - kth, torch.zeros((), device=perm.device)).clamp(min=0.0)
+        flat.index_copy_(0, rows, (perm + inc[..., None]).clamp(0.0, 1.0))
 
-    def _refresh_connected(self, s_idx=None, c_idx=None) -> None:
-        if s_idx is None:
-            self.connected = ((self.permanence >= self._connected) & self.potential).float()
+    def _refresh_connected(self, rows=None, before=None) -> None:
+        """Bring the input-major connected mask up to date: all of it, or the given columns (flat
+        ids); with ``before`` (their previous permanences) only the synapses that crossed."""
+        thr = self._connected
+        C, I = self.num_columns, self.input_size
+        if rows is None:
+            conn = self.permanence >= thr
+            self.connected_t[:-1] = conn.transpose(1, 2).reshape(-1, C).to(torch.uint8)
+            return
+        now = self.permanence.view(-1, I).index_select(0, rows) >= thr
+        if before is not None:
+            r, i = (now != (before >= thr)).nonzero(as_tuple=True)
         else:
-            self.connected[s_idx, c_idx] = ((self.permanence[s_idx, c_idx] >= self._connected)
-                                            & self.potential[s_idx, c_idx]).float()
+            r, i = torch.ones_like(now).nonzero(as_tuple=True)
+        if r.numel():
+            row = rows[r]
+            flat = ((row // C) * I + i) * C + row % C
+            self.connected_t.view(-1)[flat] = now[r, i].to(torch.uint8)
 
     def _update_duty_cycles(self, overlaps: torch.Tensor, active: torch.Tensor) -> None:
         period = float(min(self.duty_cycle_period, int(self.iterations[0])))
@@ -270,15 +303,14 @@ class SpatialPooler(nn.Module):
         self.active_duty.mul_(decay).add_(active.float() * inc)
 
     def _bump_weak_columns(self) -> None:
-        weak = self.overlap_duty < self.min_overlap_duty
+        weak = (self.overlap_duty < self.min_overlap_duty).view(-1)
         if not bool(weak.any()):
             return
-        s_idx, c_idx = weak.nonzero(as_tuple=True)
-        perm = self.permanence[s_idx, c_idx]
-        pot = self.potential[s_idx, c_idx]
-        self.permanence[s_idx, c_idx] = torch.where(
-            pot, (perm + self.syn_perm_below_stimulus_inc).clamp(0.0, 1.0), perm)
-        self._refresh_connected(s_idx, c_idx)
+        rows = weak.nonzero().squeeze(1)
+        flat = self.permanence.view(-1, self.input_size)
+        perm = flat.index_select(0, rows)
+        flat.index_copy_(0, rows, (perm + self.syn_perm_below_stimulus_inc).clamp(0.0, 1.0))
+        self._refresh_connected(rows, before=perm)
 
     def _neighbourhood_reduce(self, values: torch.Tensor, op: str) -> torch.Tensor:
         """max or mean of ``values`` [S, C] over each column's neighbourhood, centre included."""
@@ -310,7 +342,7 @@ class SpatialPooler(nn.Module):
         if self.global_inhibition:
             self.inhibition_radius.fill_(C)
             return
-        conn = (self.permanence >= self.syn_perm_connected + EPSILON) & self.potential  # htm.core's span test
+        conn = self.permanence >= self.syn_perm_connected + EPSILON  # htm.core's span test
         idx = torch.arange(I, device=self.device)
         any_conn = conn.any(2)
         hi = torch.where(conn, idx, -1).amax(2)

@@ -145,14 +145,14 @@ class _Encoder:
 
     def dense(self, times: np.ndarray, values: np.ndarray, active: np.ndarray, device) -> torch.Tensor:
         """Bool [streams, rows, size]; rows of inactive (finished) streams are all False."""
-        idx = self.rdse.encode_indices(values)
+        idx = self.rdse.encode_indices(values, ordered=False)
         if self.date is not None:
-            idx = np.concatenate([idx, self.date.encode_indices(times) + self.rdse.size], axis=-1)
+            idx = np.concatenate([idx, self.date.encode_indices(times, ordered=False) + self.rdse.size], axis=-1)
         s, r, k = idx.shape
-        out = torch.zeros(s, r, self.size, dtype=torch.bool)
-        out.view(s * r, self.size).scatter_(1, torch.from_numpy(idx.reshape(s * r, k)), True)
-        out &= torch.from_numpy(active)[..., None]
-        return out.to(device)
+        out = torch.zeros(s * r, self.size, dtype=torch.bool)
+        rows = np.flatnonzero(active)
+        out[torch.from_numpy(rows)[:, None], torch.from_numpy(idx.reshape(s * r, k)[rows])] = True
+        return out.view(s, r, self.size).to(device)
 
 
 def _make_pooler(input_size: int, streams: int, config: DetectorConfig, device):

@@ -47,8 +47,9 @@ class Encoder:
     size: int
     active_bits: int
 
-    def encode_indices(self, values) -> np.ndarray:
-        """Active-bit indices, int64 ``[*values.shape, active_bits]``, each row distinct and sorted."""
+    def encode_indices(self, values, ordered: bool = True) -> np.ndarray:
+        """Active-bit indices, int64 ``[*values.shape, active_bits]``, each row distinct; sorted unless
+        ``ordered=False`` (cheaper when only the set of bits matters)."""
         raise NotImplementedError
 
     def encode(self, values):
@@ -107,10 +108,11 @@ class RDSE(Encoder):
         res = self.resolution.reshape(self.resolution.shape + (1,) * (v.ndim - self.resolution.ndim))
         return np.floor(v / res).astype(np.int64)
 
-    def encode_indices(self, values) -> np.ndarray:
+    def encode_indices(self, values, ordered: bool = True) -> np.ndarray:
         b = self.buckets(values)
         keys = np.mod(b[..., None] + np.arange(self.active_bits), self.period)
-        return np.sort(self._table[keys], axis=-1)
+        bits = self._table[keys]
+        return np.sort(bits, axis=-1) if ordered else bits
 
 
 class ScalarEncoder(Encoder):
@@ -145,7 +147,7 @@ class ScalarEncoder(Encoder):
         self.size, self.active_bits = int(size), int(active_bits)
         self.n_buckets = self.size if periodic else self.size - self.active_bits + 1
 
-    def encode_indices(self, values) -> np.ndarray:
+    def encode_indices(self, values, ordered: bool = True) -> np.ndarray:
         v, _ = _to_numpy(values)
         v = v.astype(np.float64)
         if not np.all(np.isfinite(v)):
@@ -155,7 +157,7 @@ class ScalarEncoder(Encoder):
             frac = np.mod(v - self.minimum, span) / span
             start = np.floor(frac * self.n_buckets).astype(np.int64) % self.n_buckets
             idx = np.mod(start[..., None] + np.arange(self.active_bits), self.size)
-            return np.sort(idx, axis=-1)
+            return np.sort(idx, axis=-1) if ordered else idx
         frac = np.clip((v - self.minimum) / span, 0.0, 1.0)
         start = np.rint(frac * (self.n_buckets - 1)).astype(np.int64)
         return start[..., None] + np.arange(self.active_bits)
@@ -174,7 +176,7 @@ class CategoryEncoder(Encoder):
         self.num_categories, self.active_bits = int(num_categories), int(active_bits)
         self.size = (self.num_categories + 1) * self.active_bits
 
-    def encode_indices(self, values) -> np.ndarray:
+    def encode_indices(self, values, ordered: bool = True) -> np.ndarray:
         v, _ = _to_numpy(values)
         cat = v.astype(np.int64)
         cat = np.where((cat >= 0) & (cat < self.num_categories), cat, self.num_categories)
@@ -229,8 +231,8 @@ class DateEncoder(Encoder):
                 out.append(np.where(weekday >= 5, 1, 0))
         return out
 
-    def encode_indices(self, timestamps) -> np.ndarray:
-        return self._multi.encode_indices_parts(self.features(timestamps))
+    def encode_indices(self, timestamps, ordered: bool = True) -> np.ndarray:
+        return self._multi.encode_indices_parts(self.features(timestamps), ordered)
 
     def encode(self, timestamps):
         return _dense(self.encode_indices(timestamps), self.size, None)
@@ -247,15 +249,15 @@ class MultiEncoder(Encoder):
         self.size = int(sum(e.size for e in self.encoders))
         self.active_bits = int(sum(e.active_bits for e in self.encoders))
 
-    def encode_indices_parts(self, inputs: Sequence) -> np.ndarray:
+    def encode_indices_parts(self, inputs: Sequence, ordered: bool = True) -> np.ndarray:
         """Indices for one input per part (all of the same leading shape), concatenated."""
         if len(inputs) != len(self.encoders):
             raise ValueError(f"inputs: expected {len(self.encoders)} inputs, got {len(inputs)}")
-        return np.concatenate([e.encode_indices(x) + off for e, x, off in zip(self.encoders, inputs, self.offsets)],
-                              axis=-1)
+        return np.concatenate([e.encode_indices(x, ordered) + off
+                               for e, x, off in zip(self.encoders, inputs, self.offsets)], axis=-1)
 
-    def encode_indices(self, values) -> np.ndarray:
-        return self.encode_indices_parts(values)
+    def encode_indices(self, values, ordered: bool = True) -> np.ndarray:
+        return self.encode_indices_parts(values, ordered)
 
     def encode(self, values):
         devices = [v.device for v in values if isinstance(v, torch.Tensor)]

@@ -116,6 +116,39 @@ def _filter(tail: np.ndarray, prev_tail: np.ndarray) -> np.ndarray:
     return np.where((tail <= RED) & (prev_tail <= RED), YELLOW, tail)
 
 
+def _flat(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Whether each slice ``values[lo:hi]`` has variance < 1.5e-5 (NuPIC's flat-metric test).
+
+    Decided from the slice's range where that settles it (var ≤ range²/4 and var ≥ range²/(2n)),
+    exactly otherwise."""
+    out = np.zeros(len(lo), dtype=bool)
+    n = len(values)
+    if n == 0:
+        return out
+    # Sparse tables of range minima/maxima: O(n log n) once, O(1) per slice.
+    mins, maxs = [values], [values]
+    step = 1
+    while 2 * step <= n:
+        mins.append(np.minimum(mins[-1][:-step], mins[-1][step:]))
+        maxs.append(np.maximum(maxs[-1][:-step], maxs[-1][step:]))
+        step *= 2
+    length = hi - lo
+    ok = length > 0
+    level = np.zeros(len(lo), dtype=np.int64)
+    level[ok] = np.floor(np.log2(length[ok])).astype(np.int64)
+    rng = np.zeros(len(lo))
+    for lv in np.unique(level[ok]):
+        sel = ok & (level == lv)
+        a, b = lo[sel], hi[sel] - (1 << lv)
+        rng[sel] = np.maximum(maxs[lv][a], maxs[lv][b]) - np.minimum(mins[lv][a], mins[lv][b])
+    sq = rng * rng
+    out[ok] = sq[ok] / 4 < FLAT_METRIC_VARIANCE
+    unsure = ok & ~out & (sq / (2 * np.maximum(length, 1)) < FLAT_METRIC_VARIANCE)
+    for e in np.nonzero(unsure)[0]:
+        out[e] = np.var(values[lo[e]:hi[e]]) < FLAT_METRIC_VARIANCE
+    return out
+
+
 def likelihood_series(raw, values, learning_period: int = 288, estimation_samples: int = 100,
                       historic_window_size: int = 8640, reestimation_period: int = 100,
                       averaging_window: int = 10) -> np.ndarray:
@@ -131,20 +164,27 @@ def likelihood_series(raw, values, learning_period: int = 288, estimation_sample
     avg = moving_average(raw, averaging_window)
     times = np.arange(prob, n)
     est = np.unique(times[(times == prob) | (times % reestimation_period == 0)])
-    mean_e, std_e = np.empty(len(est)), np.empty(len(est))
-    for k, te in enumerate(est.tolist()):  # one fit per re-estimation, not per row
-        ws = max(0, te - historic_window_size)
-        first = ws + int(skip_records(te, historic_window_size, learning_period))
-        fit_avg = avg[first:te]
-        if ws > 0 and first < ws + averaging_window - 1:
-            # The moving average restarts at the start of the historic window (as in NuPIC).
-            head = np.cumsum(raw[ws:ws + averaging_window - 1]) / np.arange(1, averaging_window)
-            fit_avg = np.concatenate([head[first - ws:], avg[ws + averaging_window - 1:te]])
-        if te == 0 or len(fit_avg) == 0 or np.var(values[first:te]) < FLAT_METRIC_VARIANCE:
-            mean_e[k], std_e[k] = NULL_MEAN, NULL_STDEV
-        else:
-            mean_e[k] = max(float(np.mean(fit_avg)), MIN_MEAN)
-            std_e[k] = math.sqrt(max(float(np.var(fit_avg)), MIN_VARIANCE))
+    k = averaging_window
+    ws = np.maximum(0, est - historic_window_size)
+    first = ws + skip_records(est, historic_window_size, learning_period)
+    count = est - first
+    # Mean and variance of the fitted moving averages from prefix sums (one fit per re-estimation).
+    c1 = np.concatenate([[0.0], np.cumsum(avg)])
+    c2 = np.concatenate([[0.0], np.cumsum(avg * avg)])
+    s1, s2 = c1[est] - c1[first], c2[est] - c2[first]
+    for e in np.nonzero((ws > 0) & (first < ws + k - 1))[0]:
+        # NuPIC's moving average restarts at the start of the historic window: the first k-1 entries
+        # of the window average fewer records than avg does.
+        lo, hi = int(first[e]), int(ws[e]) + k - 1
+        head = (np.cumsum(raw[ws[e]:hi]) / np.arange(1, k))[lo - ws[e]:]
+        s1[e] += head.sum() - avg[lo:hi].sum()
+        s2[e] += (head * head).sum() - (avg[lo:hi] ** 2).sum()
+    n_fit = np.maximum(count, 1)
+    mean_e = s1 / n_fit
+    var_e = np.maximum(s2 / n_fit - mean_e * mean_e, 0.0)
+    null = (est == 0) | (count <= 0) | _flat(values, first, est)
+    mean_e = np.where(null, NULL_MEAN, np.maximum(mean_e, MIN_MEAN))
+    std_e = np.where(null, NULL_STDEV, np.sqrt(np.maximum(var_e, MIN_VARIANCE)))
     seg = np.searchsorted(est, times, side="right") - 1
     mean_t, std_t = mean_e[seg], std_e[seg]
     tail = tail_probability(avg[prob:], mean_t, std_t)

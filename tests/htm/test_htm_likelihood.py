@@ -103,3 +103,15 @@ def test_batched_online_equals_single_series_with_masking():
         ref = likelihood_series(raws[s], vals[s], *periods[s], historic_window_size=120, reestimation_period=50)
         assert np.allclose(out[s, :n], ref, rtol=0, atol=1e-12)
         assert np.isnan(out[s, n:]).all()
+
+
+def test_flat_metric_check_matches_exact_variance():
+    from cogsim.htm.likelihood import _flat
+
+    rng = np.random.default_rng(4)
+    v = np.r_[rng.random(2000) * 1e6, np.full(1500, 5.0), 5 + rng.normal(0, 2e-3, 1500), rng.random(1500)]
+    lo = rng.integers(0, len(v) - 10, 400)
+    hi = np.minimum(lo + rng.integers(1, 4000, 400), len(v))
+    exact = np.array([np.var(v[a:b]) < 1.5e-5 for a, b in zip(lo, hi)])
+    assert exact.any() and not exact.all()
+    assert np.array_equal(_flat(v, lo, hi), exact)

@@ -100,7 +100,8 @@ def plot_gate_text(gates: np.ndarray, tokens: Sequence[str], path: str | Path, t
     norm = plt.Normalize(vmin, vmax)
     for line, col, text, i in pieces:
         value = norm(gates[i])
-        ax.add_patch(Rectangle((col, line + 0.06), len(text), 0.88, facecolor=cmap(value), edgecolor="none"))
+        ax.add_patch(Rectangle((col, line + 0.06), len(text), 0.88, facecolor=cmap(value), edgecolor="white",
+                               linewidth=0.8))  # white edges show where tokens meet
         ax.text(col, line + 0.5, text, fontsize=size, fontfamily=MONO, va="center", ha="left",
                 color="white" if value < 0.6 else "black")
     fig.suptitle(title, fontsize=11, x=0.4 / fig_w, y=1 - 0.1 / fig_h, ha="left", va="top")

@@ -49,9 +49,8 @@ def plot_spikes(traces: dict, labels: Sequence[str], path: str | Path, title: st
         raster = spikes[s:e][:, :, neurons].reshape((e - s) * steps, len(neurons)).T  # [neurons, time]
         ax.imshow(raster, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest",
                   extent=(-0.5, e - s - 0.5, len(neurons) - 0.5, -0.5))
-        if steps > 1:
-            for x in range(e - s + 1):
-                ax.axvline(x - 0.5, color="#c6dbef", lw=0.4, zorder=0)
+        if steps > 1:  # token boundaries
+            ax.vlines(np.arange(e - s + 1) - 0.5, -0.5, len(neurons) - 0.5, color="#c6dbef", lw=0.4, zorder=0)
         ax.set_xlim(-0.5, width / TOKEN_WIDTH - 0.5)
         ax.set_yticks(ticks)
         ax.set_yticklabels([str(neurons[i]) for i in ticks], fontsize=7)

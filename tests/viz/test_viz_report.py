@@ -20,7 +20,7 @@ ARCH = """\
 name: tiny_viz
 description: tiny model with every memory system
 model: {d_model: 32, n_heads: 2, seq_len: 40, vocab_size: 300}
-train: {steps: 4, batch_size: 2, lr: 0.003, warmup: 1, eval_every: 2, eval_batches: 1, checkpoint_every: 4, log_every: 1}
+train: {steps: 4, batch_size: 2, lr: 0.003, warmup: 1, eval_every: 4, eval_batches: 1, checkpoint_every: 4, log_every: 1}
 data: {probe_count: 2}
 nodes:
   embed: {type: embedding}
@@ -184,7 +184,8 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
 def test_gallery_readme_links_every_figure(run_dir, tmp_path, monkeypatch):
     from cogsim.viz import gallery
 
-    monkeypatch.setattr(gallery, "REFERENCE_RUNS", [(run_dir.name, "tiny_viz.yaml")])
+    monkeypatch.setattr(gallery, "REFERENCE_RUNS", [(run_dir.name, str(run_dir.parent / "tiny_viz.yaml")),
+                                                    ("later", str(tmp_path / "later.yaml"))])
     monkeypatch.setattr(gallery, "ABLATION_RESULTS", str(tmp_path / "no-ablation"))
     out = tmp_path / "viz"
     assert gallery.main(["--runs", str(run_dir.parent), "--out", str(out)]) == 0
@@ -195,4 +196,5 @@ def test_gallery_readme_links_every_figure(run_dir, tmp_path, monkeypatch):
     assert f"python -m cogsim viz {run_dir.as_posix()} --out viz/{run_dir.name}" in readme
     assert "python -m cogsim ablate --suite experiments/memory_ablations.yaml" in readme
     assert "Not generated yet" in readme
+    assert f"## Reference run: `{tmp_path / 'later.yaml'}`\n\n*Not in the repository yet" in readme
     assert not (out / run_dir.name / "report.html").exists()

@@ -32,7 +32,16 @@ ProgressFn = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """Every knob of the pipeline; defaults are NuPIC's NAB detector (see the module docstring)."""
+    """Every knob of the pipeline; defaults are NuPIC's NAB detector (see the module docstring).
+
+    One caveat on "NuPIC's" TM settings: NuPIC's 70.1 run used its backtracking TM, which never set
+    ``connectedPerm`` and so ran with its default 0.5; the 0.2 here is htm.core's detector choice
+    (connected = the SP's synPermConnected), which makes a new synapse (initial 0.21) connected at
+    once, i.e. one-shot sequence learning. ``connected_permanence=0.5`` reproduces NuPIC's slower
+    learning (three reinforcements before a transition is predicted). NuPIC's own settings for the
+    plain TM (its 64.6 run) were activation 20, minThreshold 13, initial 0.24, 31 new synapses,
+    128 synapses/segment, inc 0.04, dec 0.008, predictedSegmentDecrement 0.001, connected 0.5.
+    """
 
     # Value encoder (RDSE); resolution = max(min_resolution, padded range / num_buckets).
     rdse_size: int = 400

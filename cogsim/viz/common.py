@@ -91,6 +91,12 @@ def set_position_axis(ax, start: int, end: int, every: int = 8) -> None:
     ax.tick_params(axis="x", length=2, pad=1)
 
 
+def labels_height(labels: Sequence[str], fontsize: float = 8) -> float:
+    """Inches under a token axis for its rotated labels and the next row's position numbers."""
+    longest = max((len(t) for t in labels), default=1)
+    return 0.45 + longest * 0.62 * fontsize / 72
+
+
 def token_rows_figure(n_rows: int, panels: Sequence[float], width: float, *, left: float = 1.9, right: float = 1.0,
                       top: float = 0.9, labels: float = 1.2, gap: float = 0.1, bottom: float = 0.0):
     """A figure of ``n_rows`` groups of stacked panels (heights in inches) sharing a token axis of

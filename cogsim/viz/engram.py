@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from cogsim.viz.common import (MONO, TOKEN_WIDTH, colorbar_axes, last_cycle, row_width, rows_of, save,
+from cogsim.viz.common import (MONO, TOKEN_WIDTH, colorbar_axes, labels_height, last_cycle, row_width, rows_of, save,
                                set_position_axis, set_token_axis, token_rows_figure)
 
 CMAP = "magma"
@@ -45,7 +45,8 @@ def plot_gate_heatmap(gates: np.ndarray, names: Sequence[str], labels: Sequence[
     n, t = gates.shape
     rows = rows_of(t)
     width = row_width(rows)
-    fig, axes, size = token_rows_figure(len(rows), [0.3 * n + 0.3], width, left=2.0, right=1.4, top=0.65)
+    fig, axes, size = token_rows_figure(len(rows), [0.3 * n + 0.3], width, left=2.0, right=1.4, top=0.65,
+                                        labels=labels_height(labels))
     vmin, vmax = _limits(gates)
     for (s, e), (ax,) in zip(rows, axes):
         im = ax.imshow(gates[:, s:e], aspect="auto", cmap=CMAP, vmin=vmin, vmax=vmax, interpolation="nearest")

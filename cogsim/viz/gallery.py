@@ -68,7 +68,8 @@ def _ablation_section(root: Path) -> str:
              "The flagship against each memory system removed, the plain transformer of the same sizes and an "
              "Engram control with almost empty tables — same data, budget and seeds. Regenerate (about 45 "
              "minutes on a 2-core CPU):\n",
-             f"```bash\npython -m cogsim ablate --suite {ABLATION_SUITE}\npython -m cogsim.viz.gallery --only ablation\n```\n"]
+             f"```bash\npython -m cogsim ablate --suite {ABLATION_SUITE}\n"
+             "python -m cogsim.viz.gallery --only ablation\n```\n"]
     figure = results / "ablation.png"
     if figure.exists():
         target = root / "ablation" / "ablation.png"

@@ -7,8 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from cogsim.viz.common import (TOKEN_WIDTH, row_width, rows_of, save, set_position_axis, set_token_axis,
-                               token_rows_figure)
+from cogsim.viz.common import (TOKEN_WIDTH, labels_height, row_width, rows_of, save, set_position_axis,
+                               set_token_axis, token_rows_figure)
 
 #: trace names drawn as counts per token, when a component publishes them (in this order)
 COUNT_HINTS = ("active", "predict", "burst", "column", "cell")
@@ -49,7 +49,8 @@ def plot_htm(traces: dict, labels: Sequence[str], path: str | Path, title: str,
     rows = rows_of(t)
     width = row_width(rows)
     panels = [1.3, 1.1] if counts else [1.3]
-    fig, axes, (fig_w, fig_h) = token_rows_figure(len(rows), panels, width, left=1.2, right=0.4, top=1.0)
+    fig, axes, (fig_w, fig_h) = token_rows_figure(len(rows), panels, width, left=1.2, right=0.4, top=1.0,
+                                                  labels=labels_height(labels))
     peak = max([1.0, active_columns or 0] + [float(c.max()) for c in counts.values()])
     for (s, e), row in zip(rows, axes):
         ax = row[0]

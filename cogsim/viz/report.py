@@ -32,7 +32,8 @@ TASK_HEADER = ["task", "score", "measure", "scored", "chance", "note"]
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2rem auto; max-width: 1800px;
        padding: 0 1rem; color: #222; line-height: 1.45; }
-h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; }
+h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
 .sub { color: #666; margin-top: 0; }
 table { border-collapse: collapse; margin: .5rem 0; font-size: .92rem; }
 td, th { border: 1px solid #ddd; padding: .25rem .7rem; text-align: left; } td.num { text-align: right; }

@@ -7,8 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from cogsim.viz.common import (TOKEN_WIDTH, cycle_note, last_cycle, row_width, rows_of, save, set_position_axis,
-                               set_token_axis, token_rows_figure)
+from cogsim.viz.common import (TOKEN_WIDTH, cycle_note, labels_height, last_cycle, row_width, rows_of, save,
+                               set_position_axis, set_token_axis, token_rows_figure)
 
 #: neurons shown in the raster
 RASTER_NEURONS = 64
@@ -39,7 +39,7 @@ def plot_spikes(traces: dict, labels: Sequence[str], path: str | Path, title: st
     width = row_width(rows)
     raster_h, hist_h = 0.03 * len(neurons) + 0.5, 1.6  # inches
     fig, axes, (fig_w, fig_h) = token_rows_figure(len(rows), [raster_h, 0.7], width, left=1.5, right=0.5,
-                                                  top=0.7, bottom=hist_h + 0.9)
+                                                  top=0.7, bottom=hist_h + 0.9, labels=labels_height(labels))
     rate_max = max(float(per_token.max()), 1e-3)
     ticks = np.arange(0, len(neurons), max(1, len(neurons) // 6))
     spiking = int((spikes.sum((0, 1)) > 0).sum())

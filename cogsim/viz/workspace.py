@@ -11,8 +11,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from cogsim.viz.common import (TOKEN_WIDTH, colorbar_axes, cycle_note, last_cycle, row_width, rows_of, save,
-                               set_position_axis, set_token_axis, token_rows_figure)
+from cogsim.viz.common import (TOKEN_WIDTH, colorbar_axes, cycle_note, labels_height, last_cycle, row_width, rows_of,
+                               save, set_position_axis, set_token_axis, token_rows_figure)
 
 #: slot owner colours: grey for the slot's initial content, then one colour per candidate
 INITIAL = "#d9d9d9"
@@ -48,7 +48,8 @@ def plot_workspace(traces: dict, labels: Sequence[str], names: Sequence[str], pa
     n_handles = 1 + (1 + m if k else 0)  # legend: winner marker, initial content, one per candidate
     ncol = min(n_handles, max(1, int((left + width) / 1.9)))
     top = 0.8 + 0.2 * -(-n_handles // ncol)
-    fig, axes, size = token_rows_figure(len(rows), panels, width, left=left, right=right, top=top)
+    fig, axes, size = token_rows_figure(len(rows), panels, width, left=left, right=right, top=top,
+                                        labels=labels_height(labels))
     vmax = max(float(bids.max()), 1e-6)
     cmap = ListedColormap([INITIAL] + PALETTE[: max(m, 1)])
     for (s, e), row in zip(rows, axes):

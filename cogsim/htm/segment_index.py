@@ -82,7 +82,7 @@ class SegmentIndex:
             pool[: self.blocks_used] = self.pool[: self.blocks_used]
             self.pool = pool
         if width > self.table.shape[1]:
-            new = max(width, self.table.shape[1] + 2)
+            new = max(width, self.table.shape[1] * 3 // 2 + 1)
             table = torch.zeros((self.num_cells, new), dtype=torch.int32, device=self.device)
             table[:, : self.table.shape[1]] = self.table
             self.table = table

@@ -121,12 +121,18 @@ class SpatialPooler(nn.Module):
         hood = offset.abs() <= self.potential_radius
         n_pot = torch.round(hood.sum(1).double() * self.potential_pct).long()  # [C]
         perm = torch.zeros(S, C, I, dtype=torch.float32)
+        everywhere = bool(hood.all())
         conn = self.syn_perm_connected
         for s in range(S):
             g = torch.Generator().manual_seed(self.seed + s)
             key = torch.rand(C, I, generator=g).masked_fill(~hood, 2.0)
-            rank = key.argsort(1).argsort(1)
-            pot = rank < n_pot[:, None]
+            # the n_pot smallest keys of each column's neighbourhood
+            if everywhere:  # same pool size everywhere: drop the largest keys (cheaper than a sort)
+                drop = torch.topk(key, I - int(n_pot[0]), dim=1).indices
+                pot = torch.ones(C, I, dtype=torch.bool).scatter_(1, drop, False)
+            else:
+                order = key.argsort(1)
+                pot = torch.zeros(C, I, dtype=torch.bool).scatter_(1, order, torch.arange(I) < n_pot[:, None])
             coin = torch.rand(C, I, generator=g, dtype=torch.float64) <= 0.5
             hi = conn + (1.0 - conn) * torch.rand(C, I, generator=g)
             lo = conn * torch.rand(C, I, generator=g)
@@ -188,7 +194,8 @@ class SpatialPooler(nn.Module):
         idx = torch.topk(x.to(torch.int8), k, dim=1, sorted=False).indices  # the active inputs first
         hit = x.gather(1, idx)
         rows = torch.where(hit, idx + (torch.arange(S, device=self.device) * I)[:, None], S * I)
-        return self.connected_t.index_select(0, rows.view(-1)).view(S, k, -1).sum(1)
+        acc = torch.int16 if k < 2 ** 15 else torch.int32  # a narrow accumulator sums uint8 rows fastest
+        return self.connected_t.index_select(0, rows.view(-1)).view(S, k, -1).sum(1, dtype=acc).long()
 
     # ---- inhibition ------------------------------------------------------------------------------
     def _inhibit(self, overlaps: torch.Tensor) -> torch.Tensor:

@@ -316,17 +316,21 @@ class TemporalMemory(nn.Module):
         wtab[ws * wmax + torch.arange(widx.numel(), device=self.device) - wstart[ws]] = widx
         return widx, wcount, wstart, wtab.view(S, wmax)
 
-    def _visit_order(self, rows, stream, cand, n_desired, n_cand):
-        """Permutation [R, wmax] putting the candidates in htm.core's visiting order: shuffled
-        (counter-based draws) when not all can be taken, else sorted; padding last. None: keep."""
+    def _grow_keys(self, rows, stream, cand, n_desired, n_cand):
+        """Visiting-order keys of the candidates [R, wmax]: counter-based random draws where htm.core
+        shuffles (not all can be taken), else the sorted position; padding last."""
         shuffle = n_desired < n_cand
-        if not bool(shuffle.any()):
-            return None
         prefix = hash32(self._stream_seed[stream], SALT_GROW, self._step, self.seg_uid.index_select(0, rows))
+        position = torch.arange(cand.shape[1], device=self.device)
         rnd = hash_fold(prefix[:, None], cand - (stream * self.num_cells)[:, None])
-        key = torch.where(shuffle[:, None], rnd, torch.arange(cand.shape[1], device=self.device))
-        key.masked_fill_(cand == self._pad, 1 << 40)
-        return key.argsort(1)
+        key = torch.where(shuffle[:, None], (rnd << 16) | position, position)  # ties: sorted order
+        return key.masked_fill_(cand == self._pad, 1 << 50)
+
+    def _visit_order(self, rows, stream, cand, n_desired, n_cand):
+        """Permutation [R, wmax] putting the candidates in htm.core's visiting order (None: keep)."""
+        if not bool((n_desired < n_cand).any()):
+            return None
+        return self._grow_keys(rows, stream, cand, n_desired, n_cand).argsort(1)
 
     def _grow_fresh(self, rows, n_desired, table) -> None:
         """growSynapses on new (empty) segments: the first n candidates in visiting order."""
@@ -336,9 +340,12 @@ class TemporalMemory(nn.Module):
         n_cand = wcount[stream]
         n_act = torch.minimum(torch.minimum(n_desired, n_cand), torch.full_like(n_cand, self.max_synapses_per_segment))
         cand = wtab.index_select(0, stream)
-        order = self._visit_order(rows, stream, cand, n_desired, n_cand)
-        if order is not None:
-            cand = cand.gather(1, order)
+        if bool((n_desired < n_cand).any()):  # a random subset: the n_act smallest keys, any order
+            keys = self._grow_keys(rows, stream, cand, n_desired, n_cand)
+            k = int(n_act.max())
+            cand = cand.gather(1, torch.topk(keys, k, dim=1, largest=False, sorted=False).indices)
+            cand = cand.masked_fill(torch.arange(k, device=self.device) >= n_act[:, None], pad)
+            cand = torch.sort(cand, dim=1).values  # taken first, padding last
         if cand.shape[1] >= W:
             cand = cand[:, :W]
         else:

@@ -82,6 +82,7 @@ class DetectorConfig:
     use_likelihood: bool = True
     reestimation_period: int = 100
     historic_window_size: int = 8640
+    symmetric_tail: bool = False  # later NuPIC: unusually low raw averages also count as unlikely
     spatial_anomaly: bool = True
     spatial_tolerance: float = 0.05
     # Rows encoded at once (memory vs. overhead).
@@ -237,7 +238,7 @@ def score_series(values: np.ndarray, raw: np.ndarray, config: DetectorConfig, re
     if config.use_likelihood:
         lik = likelihood_series(raw, values, learning_period=learning, estimation_samples=prob - learning,
                                 historic_window_size=config.historic_window_size,
-                                reestimation_period=config.reestimation_period)
+                                reestimation_period=config.reestimation_period, symmetric=config.symmetric_tail)
         score = log_likelihood(lik)
     else:
         lik = np.full(n, np.nan)

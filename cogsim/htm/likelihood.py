@@ -12,7 +12,10 @@ recent average is given the score distribution seen so far:
   ``reestimation_period``. The fit floors the mean at 0.03 and the variance at 0.0003; when there is
   nothing left to fit, or the *input values* are flat (variance < 1.5e-5), it is the broad "null"
   distribution (mean 0.5, stdev 1000) under which everything is ordinary;
-- tail probability ``Q = 0.5·erfc(|x−μ|/(σ·1.4142))`` (values below the mean mirror to above it);
+- tail probability ``Q = 0.5·erfc((x−μ)/(σ·1.4142))``, so a recent average *below* the usual one
+  gives Q > 0.5 (likelihood < 0.5). This is the NuPIC version behind NAB's published HTM results (a
+  later NuPIC mirrored values below the mean, Q = 0.5·erfc(|x−μ|/…), which also flags unusually *well*
+  predicted stretches; ``symmetric=True`` selects that);
   a red-zone Q (≤ 1e-5) right after another red-zone Q is damped to 1e-3, so a long anomalous stretch
   alerts once;
 - likelihood = 1 − Q; log-likelihood = ln(1.0000000001 − L) / −23.02585084720009 spreads the
@@ -43,9 +46,12 @@ def erfc(x: np.ndarray) -> np.ndarray:
     return torch.special.erfc(torch.as_tensor(np.asarray(x, dtype=np.float64))).numpy()
 
 
-def tail_probability(x, mean, stdev) -> np.ndarray:
-    """NuPIC's Q function, symmetric about the mean: 0.5·erfc(|x − mean| / (stdev·1.4142))."""
-    z = np.abs(np.asarray(x, dtype=np.float64) - mean) / stdev
+def tail_probability(x, mean, stdev, symmetric: bool = False) -> np.ndarray:
+    """NuPIC's Q function 0.5·erfc((x − mean) / (stdev·1.4142)); with ``symmetric`` values below the
+    mean mirror above it (0.5·erfc(|x − mean| / …), never above 0.5)."""
+    z = (np.asarray(x, dtype=np.float64) - mean) / stdev
+    if symmetric:
+        z = np.abs(z)
     return 0.5 * erfc(z / 1.4142)
 
 
@@ -151,7 +157,7 @@ def _flat(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 def likelihood_series(raw, values, learning_period: int = 288, estimation_samples: int = 100,
                       historic_window_size: int = 8640, reestimation_period: int = 100,
-                      averaging_window: int = 10) -> np.ndarray:
+                      averaging_window: int = 10, symmetric: bool = False) -> np.ndarray:
     """Likelihood of every record of one recorded series (the numbers :class:`AnomalyLikelihood`
     produces online, computed vectorised over time). ``raw``, ``values``: [T]."""
     raw = np.asarray(raw, dtype=np.float64)
@@ -187,9 +193,9 @@ def likelihood_series(raw, values, learning_period: int = 288, estimation_sample
     std_e = np.where(null, NULL_STDEV, np.sqrt(np.maximum(var_e, MIN_VARIANCE)))
     seg = np.searchsorted(est, times, side="right") - 1
     mean_t, std_t = mean_e[seg], std_e[seg]
-    tail = tail_probability(avg[prob:], mean_t, std_t)
+    tail = tail_probability(avg[prob:], mean_t, std_t, symmetric)
     prev_avg = avg[prob - 1:n - 1] if prob > 0 else np.concatenate([[np.nan], avg[:n - 1]])
-    prev = tail_probability(prev_avg, mean_t, std_t)
+    prev = tail_probability(prev_avg, mean_t, std_t, symmetric)
     out[prob:] = 1.0 - _filter(tail, prev)
     return out
 
@@ -204,7 +210,8 @@ class AnomalyLikelihood:
     """
 
     def __init__(self, streams: int = 1, learning_period=288, estimation_samples=100,
-                 historic_window_size: int = 8640, reestimation_period: int = 100, averaging_window: int = 10):
+                 historic_window_size: int = 8640, reestimation_period: int = 100, averaging_window: int = 10,
+                 symmetric: bool = False):
         lp = np.broadcast_to(np.asarray(learning_period, dtype=np.int64), (streams,)).copy()
         es = np.broadcast_to(np.asarray(estimation_samples, dtype=np.int64), (streams,)).copy()
         if np.any(lp < 0) or np.any(es < 0):
@@ -216,7 +223,7 @@ class AnomalyLikelihood:
         self.streams, self.learning_period, self.estimation_samples = streams, lp, es
         self.probationary_period = lp + es
         self.historic_window_size, self.reestimation_period = historic_window_size, reestimation_period
-        self.averaging_window = averaging_window
+        self.averaging_window, self.symmetric = averaging_window, symmetric
         self.reset()
 
     def reset(self) -> None:
@@ -256,7 +263,7 @@ class AnomalyLikelihood:
                 mean, stdev, last = _estimate(rw, vw, rec, it[rows], self.historic_window_size,
                                               self.learning_period[rows], self.averaging_window)
                 has_prev = it[rows] > 0
-                self._prev_tail[rows] = np.where(has_prev, tail_probability(last, mean, stdev), np.nan)
+                self._prev_tail[rows] = np.where(has_prev, tail_probability(last, mean, stdev, self.symmetric), np.nan)
             else:
                 mean, stdev = np.full(len(rows), NULL_MEAN), np.full(len(rows), NULL_STDEV)
                 self._prev_tail[rows] = np.nan
@@ -268,7 +275,7 @@ class AnomalyLikelihood:
             recent = np.where(rec >= 0, recent, 0.0)
             count = np.minimum(it[rows], k - 1) + 1
             avg = (recent.sum(axis=1) + raw[rows]) / count
-            tail = tail_probability(avg, self._mean[rows], self._stdev[rows])
+            tail = tail_probability(avg, self._mean[rows], self._stdev[rows], self.symmetric)
             out[rows] = 1.0 - _filter(tail, self._prev_tail[rows])
             self._prev_tail[rows] = tail
         pos = np.mod(it, self.historic_window_size)

@@ -9,10 +9,11 @@ from cogsim.htm.likelihood import AnomalyLikelihood, likelihood_series, log_like
 
 def test_tail_probability_is_the_normal_q_function():
     for x, mu, sd in [(0.5, 0.2, 0.1), (0.9, 0.3, 0.05), (0.25, 0.25, 0.2), (0.0, 0.4, 0.1)]:
-        expected = 0.5 * math.erfc(abs(x - mu) / (sd * 1.4142))
+        expected = 0.5 * math.erfc((x - mu) / (sd * 1.4142))
         assert tail_probability(x, mu, sd) == pytest.approx(expected, rel=1e-12)
-    # Symmetric about the mean: below the mean mirrors to above it.
-    assert tail_probability(0.1, 0.3, 0.1) == pytest.approx(tail_probability(0.5, 0.3, 0.1))
+    # Below the mean the tail probability exceeds 0.5 (NAB-era NuPIC); symmetric=True mirrors it.
+    assert tail_probability(0.1, 0.3, 0.1) == pytest.approx(1 - tail_probability(0.5, 0.3, 0.1))
+    assert tail_probability(0.1, 0.3, 0.1, symmetric=True) == pytest.approx(tail_probability(0.5, 0.3, 0.1))
     assert tail_probability(0.3, 0.3, 0.1) == pytest.approx(0.5)
 
 
@@ -39,8 +40,8 @@ def test_likelihood_against_hand_computation():
     mu, var = avg[2:5].mean(), avg[2:5].var()
     sd = math.sqrt(max(var, 0.0003))
     mu = max(mu, 0.03)
-    q5 = 0.5 * math.erfc(abs(avg[5] - mu) / (sd * 1.4142))
-    q6 = 0.5 * math.erfc(abs(avg[6] - mu) / (sd * 1.4142))
+    q5 = 0.5 * math.erfc((avg[5] - mu) / (sd * 1.4142))
+    q6 = 0.5 * math.erfc((avg[6] - mu) / (sd * 1.4142))
     got = likelihood_series(raw, vals, learning_period=2, estimation_samples=3)
     assert got[:5].tolist() == [0.5] * 5
     assert got[5] == pytest.approx(1 - q5, rel=1e-12) and got[6] == pytest.approx(1 - q6, rel=1e-12)
@@ -54,7 +55,7 @@ def test_mean_and_variance_floors():
     raw = np.zeros(40)
     raw[35] = 0.2
     got = likelihood_series(raw, np.arange(40.0), learning_period=5, estimation_samples=20)
-    expected = 1 - 0.5 * math.erfc(abs(0.02 - 0.03) / (math.sqrt(0.0003) * 1.4142))
+    expected = 1 - 0.5 * math.erfc((0.02 - 0.03) / (math.sqrt(0.0003) * 1.4142))
     assert got[35] == pytest.approx(expected, rel=1e-12)
 
 
@@ -92,7 +93,7 @@ def test_batched_online_equals_single_series_with_masking():
     raws = [np.clip(rng.normal(0.2, 0.15, n), 0, 1) for n in lengths]
     vals = [rng.normal(size=n) for n in lengths]
     al = AnomalyLikelihood(3, [p[0] for p in periods], [p[1] for p in periods], historic_window_size=120,
-                           reestimation_period=50)
+                           reestimation_period=50, symmetric=True)
     out = np.full((3, 400), np.nan)
     for t in range(400):
         active = np.array([t < n for n in lengths])
@@ -100,7 +101,8 @@ def test_batched_online_equals_single_series_with_masking():
         v = np.array([vals[s][t] if active[s] else 0.0 for s in range(3)])
         out[:, t] = al.compute(r, v, active)
     for s, n in enumerate(lengths):
-        ref = likelihood_series(raws[s], vals[s], *periods[s], historic_window_size=120, reestimation_period=50)
+        ref = likelihood_series(raws[s], vals[s], *periods[s], historic_window_size=120, reestimation_period=50,
+                                symmetric=True)
         assert np.allclose(out[s, :n], ref, rtol=0, atol=1e-12)
         assert np.isnan(out[s, n:]).all()
 

@@ -43,6 +43,7 @@ from cogsim.htm.counter_rng import SALT_GROW, SALT_LEAST_USED, hash32, hash_fold
 from cogsim.htm.segment_index import SegmentIndex
 
 EPSILON = 1e-6  # htm::Epsilon
+_SCAN = 256  # chunk length of the dense candidate scan
 _I64 = torch.int64
 
 
@@ -58,6 +59,9 @@ class TemporalMemory(nn.Module):
     hold global presynaptic ids, padded with the sentinel ``streams * num_cells`` (a cell that is never
     active), so activity is one gather.
     """
+
+    #: candidate search looks at touched segments only when entries × this < pool size, else scans
+    _sparse_ratio = 4
 
     def __init__(self, num_columns: int, cells_per_column: int = 32, activation_threshold: int = 13,
                  initial_permanence: float = 0.21, connected_permanence: float = 0.5, min_threshold: int = 10,
@@ -558,7 +562,7 @@ class TemporalMemory(nn.Module):
         The index proposes candidates (segments with ≥ min_threshold index hits); candidates are then
         counted exactly from their synapse rows, which also serves learning at the next step."""
         hist = self._hist
-        P = hist.numel() - 1
+        P = self.seg_cell.numel()  # hist[P] is the padding slot; hist is longer, a multiple of _SCAN
         entries = self._index.lookup(self._active_idx)
         n = entries.numel()
         if n:
@@ -566,7 +570,7 @@ class TemporalMemory(nn.Module):
                 self._ones = torch.ones(n * 3 // 2, dtype=hist.dtype, device=self.device)
                 self._minus_ones = self._ones * -1 if hist.dtype != torch.uint8 else self._ones * 255
             hist.index_add_(0, entries, self._ones[:n])
-            if n * 4 < P:  # few entries: look only at the touched segments
+            if n * self._sparse_ratio < P:  # few entries: look only at the touched segments
                 hits = entries[hist.index_select(0, entries) >= self._cand_floor].long()
                 hist.index_add_(0, entries, self._minus_ones[:n])  # back to zero (wrapping add)
                 # one copy of each: the last writer of every slot keeps its entry
@@ -574,8 +578,11 @@ class TemporalMemory(nn.Module):
                 order = torch.arange(hits.numel(), dtype=_I64, device=self.device)
                 owner.index_copy_(0, hits, order)
                 cand = hits[owner.index_select(0, hits) == order]
-            else:
-                cand = (hist >= self._cand_floor).nonzero().squeeze(1)
+            else:  # scan: maxima of 256-slot chunks first (fast), then the few chunks that pass
+                chunks = hist.view(-1, _SCAN)
+                hot = (chunks.amax(1) >= self._cand_floor).nonzero().squeeze(1)
+                r, c = (chunks.index_select(0, hot) >= self._cand_floor).nonzero(as_tuple=True)
+                cand = hot[r] * _SCAN + c
                 hist.zero_()
             cand = cand[cand < P].long()  # the padding slot collects many hits
         else:
@@ -615,7 +622,7 @@ class TemporalMemory(nn.Module):
         # 255 entries; segments beyond that are tracked in ``_risky`` and always recounted
         dtype = torch.uint8 if dev.type == "cpu" else torch.int32
         self._hist_limit = 255 if dtype == torch.uint8 else 2 ** 31 - 1
-        self._hist = torch.zeros(P + 1, dtype=dtype, device=dev)
+        self._hist = torch.zeros(-(-(P + 1) // _SCAN) * _SCAN, dtype=dtype, device=dev)
         self._ones = torch.ones(1 << 16, dtype=dtype, device=dev)
         self._minus_ones = self._ones * -1 if dtype != torch.uint8 else self._ones * 255
         self._owner = torch.zeros(P + 1, dtype=_I64, device=dev)
@@ -675,7 +682,7 @@ class TemporalMemory(nn.Module):
             moved = self._moved(self._cell_segs.long(), old).to(torch.int32)
             self._cell_segs = torch.where(valid, moved, self._cell_segs)
         self._index.remap(old, new, dummy=S * new)
-        self._hist = torch.zeros(S * new + 1, dtype=self._hist.dtype, device=dev)
+        self._hist = torch.zeros(-(-(S * new + 1) // _SCAN) * _SCAN, dtype=self._hist.dtype, device=dev)
         self._owner = torch.zeros(S * new + 1, dtype=_I64, device=dev)
 
     def _compact(self) -> None:

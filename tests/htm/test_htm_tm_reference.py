@@ -198,9 +198,12 @@ def _inputs(num_columns, steps, n_active, streams, seed):
     return out
 
 
-@pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_batched_tm_matches_sequential_reference(name, monkeypatch):
+@pytest.mark.parametrize("name,search", [(n, "auto") for n in sorted(CONFIGS)] + [("limits", "scan"),
+                                                                              ("limits", "touched")])
+def test_batched_tm_matches_sequential_reference(name, search, monkeypatch):
     cfg = CONFIGS[name]
+    # both ways of finding candidate segments (scan the pool, or only the touched segments)
+    monkeypatch.setattr(TemporalMemory, "_sparse_ratio", {"auto": 4, "scan": 0, "touched": 10 ** 9}[search])
     compactions = []
     original = TemporalMemory._compact
     monkeypatch.setattr(TemporalMemory, "_compact", lambda self: (compactions.append(1), original(self)))

@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     overrides += args.overrides
     names = [n for item in (args.variants or []) for n in item.split(",") if n.strip()] or (suite.variants if suite else None)
     seeds = _seeds(args.seeds, suite.seeds if suite else [0, 1, 2])
-    variants = ab.select(ab.make_variants(arch, overrides), names)
+    variants = ab.make_variants(arch, overrides, names)
     full = variants[0].spec
     out = Path(args.out or (suite.out if suite and suite.out else Path("runs") / f"ablate-{full.name}"))
     con = console()

@@ -3,7 +3,7 @@
 Every task writes small Python-looking texts (the default corpus is Python source) with the spans
 the model is scored on marked as character offsets:
 
-- ``recall``: a fixed world of synthetic facts, constant definitions such as ``ZEPHYR_LIMIT = 4817``.
+- ``recall``: a fixed world of synthetic facts, constant definitions such as ``ZEPHYR_LIMIT = 481``.
   The same facts appear in the training mix (``data.task_mix``) and are asked back: the prompt ends
   with ``NAME =`` and the fact is nowhere in the prompt, so only memory (a lookup) can answer.
 - ``needle``: multi-query needle in a haystack. Several ``table["key"] = value`` pairs among filler
@@ -64,8 +64,8 @@ STANDARD = {"recall": 6, "needle": (4, 1, 2), "vartrack": (2, 1), "anomaly": 96}
 @dataclass(frozen=True)
 class Instance:
     """One generated text. ``spans`` are the scored character spans [start, end): the answers of a
-    question task; for an anomaly stream, every word after the first two periods of the pattern,
-    with ``labels`` 1 for the injected (anomalous) words and 0 for the others."""
+    question task; for an anomaly stream, every word after its clean first third, with ``labels``
+    1 for the injected (anomalous) words and 0 for the others."""
 
     task: str
     text: str
@@ -87,13 +87,13 @@ class Fact:
 
 
 def facts(count: int = N_FACTS, seed: int = FACT_SEED) -> list[Fact]:
-    """The fixed fact world: ``count`` distinct constant names with 4-digit values."""
+    """The fixed fact world: ``count`` distinct constant names with 3-digit values."""
     if not 0 < count <= len(FACT_PREFIXES) * len(FACT_SUFFIXES):
         raise ValueError(f"count: must be in 1..{len(FACT_PREFIXES) * len(FACT_SUFFIXES)}, got {count}")
     rng = np.random.default_rng(seed)
     names = [f"{p}_{s}" for p in FACT_PREFIXES for s in FACT_SUFFIXES]
     chosen = rng.choice(len(names), size=count, replace=False)
-    values = rng.integers(1000, 10000, size=count)
+    values = rng.integers(100, 1000, size=count)
     return [Fact(names[i], int(v)) for i, v in zip(chosen, values)]
 
 
@@ -175,15 +175,16 @@ def vartrack(rng: np.random.Generator, level: tuple[int, int]) -> Instance:
 
 
 def anomaly(rng: np.random.Generator, words: int) -> Instance:
-    """A comment line of ``words`` words repeating a pattern of 3–5 distinct words; after the first
-    two periods about one word in 24 (at least one, never two in a row) is replaced by a word that
-    is not in the pattern. Every word after the first two periods is a scored span, labelled 1 when
-    it was replaced."""
+    """A comment line of ``words`` words repeating a pattern of 3–5 distinct words. The first third
+    of the stream (at least two periods) is clean: the probation in which a detector learns the
+    pattern. After it about one word in 24 (at least one, never two in a row) is replaced by a word
+    that is not in the pattern. Every word after the probation is a scored span, labelled 1 when it
+    was replaced."""
     period = int(rng.integers(3, 6))
     pool = rng.permutation(len(WORDS))
     pattern, outside = [WORDS[i] for i in pool[:period]], [WORDS[i] for i in pool[period:]]
     stream = [pattern[i % period] for i in range(words)]
-    first = 2 * period
+    first = max(2 * period, words // 3)
     count = max(1, words // 24)
     candidates = np.arange(first, words)
     chosen: list[int] = []

@@ -51,39 +51,45 @@ def _minimal_engram_overrides(spec: ArchSpec) -> list[str]:
             for n, info in plan.nodes.items() if info.type == "engram"]
 
 
-def make_variants(arch: str | Path, overrides: list[str] | None = None) -> list[Variant]:
-    """Every variant of the architecture file (with ``overrides`` applied to all of them)."""
+def make_variants(arch: str | Path, overrides: list[str] | None = None, names: list[str] | None = None) -> list[Variant]:
+    """The variants of the architecture file (with ``overrides`` applied to all of them): all of
+    them, or the ``names`` given (``full`` is always first: it is the reference). Only the chosen
+    variants are built, so a removal that breaks the graph matters only when it is asked for."""
     overrides = list(overrides or [])
     spec = read_spec(arch, overrides)
     build_plan(spec)
-    out = [Variant(FULL, f"{spec.name} as written", spec)]
     memory = memory_nodes(spec)
+    candidates: dict[str, tuple[str, Callable[[], ArchSpec]]] = {FULL: (f"{spec.name} as written", lambda: spec)}
     if len(memory) > 1:  # with one memory system, removing it is the plain transformer
         for node in memory:
-            out.append(Variant(f"no_{node}", f"without '{node}' ({spec.nodes[node].type}), bypassed",
-                               remove_nodes(spec, [node], label=f"{spec.name}-without-{node}")))
+            candidates[f"no_{node}"] = (f"without '{node}' ({spec.nodes[node].type}), bypassed",
+                                        lambda node=node: remove_nodes(spec, [node], label=f"{spec.name}-without-{node}"))
     if memory:
-        out.append(Variant(PLAIN, f"plain transformer of the same sizes (without {', '.join(memory)})",
-                           plain_transformer(spec)))
+        candidates[PLAIN] = (f"plain transformer of the same sizes (without {', '.join(memory)})",
+                             lambda: plain_transformer(spec))
     minimal = _minimal_engram_overrides(spec)
     if minimal:
-        control = read_spec(arch, overrides + minimal + [f"name={spec.name}-engram-minimal"])
-        build_plan(control)
-        out.append(Variant(ENGRAM_MIN, "Engram with minimal tables (the smallest primes as rows per head)", control))
+        def control() -> ArchSpec:
+            out = read_spec(arch, overrides + minimal + [f"name={spec.name}-engram-minimal"])
+            build_plan(out)
+            return out
+        candidates[ENGRAM_MIN] = ("Engram with minimal tables (the smallest primes as rows per head)", control)
+    if names:
+        unknown = [n for n in names if n not in candidates]
+        if unknown:
+            raise CogsimError(f"--variants: unknown variant {unknown[0]!r}; this architecture has "
+                              f"{', '.join(candidates)}")
+        chosen = [FULL] + [n for n in dict.fromkeys(names) if n != FULL]
+    else:
+        chosen = list(candidates)
+    out = []
+    for name in chosen:
+        description, build = candidates[name]
+        try:
+            out.append(Variant(name, description, build()))
+        except SpecError as e:
+            raise CogsimError(f"variant {name}: {e} (leave it out with --variants)") from None
     return out
-
-
-def select(variants: list[Variant], names: list[str] | None) -> list[Variant]:
-    """The named variants in the given order (``full`` is always kept first: it is the reference)."""
-    if not names:
-        return variants
-    by_name = {v.name: v for v in variants}
-    unknown = [n for n in names if n not in by_name]
-    if unknown:
-        raise CogsimError(f"--variants: unknown variant {unknown[0]!r}; this architecture has "
-                          f"{', '.join(by_name)}")
-    chosen = [FULL] + [n for n in dict.fromkeys(names) if n != FULL]
-    return [by_name[n] for n in chosen]
 
 
 def with_seed(spec: ArchSpec, seed: int) -> ArchSpec:
@@ -340,4 +346,4 @@ def load_suite(path: str | Path) -> Suite:
 
 __all__ = ["ENGRAM_MIN", "FULL", "METRICS", "PLAIN", "RUN_COLUMNS", "SUMMARY_COLUMNS", "Suite", "SuiteProgress",
            "Variant", "finished_summary", "load_suite", "make_variants", "markdown", "result_row", "run_suite",
-           "select", "summarize", "with_seed", "write_csv"]
+           "summarize", "with_seed", "write_csv"]

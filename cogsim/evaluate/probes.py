@@ -11,8 +11,10 @@ Anomaly streams are scored per word (every word after the first two periods of t
 word's score is the largest score over its tokens, and the result is the ROC AUC of anomalous vs.
 normal words. ``anomaly_lm`` scores tokens by the LM's surprisal −log p(token | prefix) (any
 architecture); ``anomaly_htm`` by the anomaly signal of the model's first ``htm`` node (None — n/a —
-without one). Probes leave the model as they found it: online HTM state is reset before each batch
-(every stream starts fresh) and all weights and buffers are restored afterwards.
+without one). The HTM node reads the anomaly streams in training mode, so it learns online as it
+reads (its classic use as a detector: the pattern is learned from the stream itself); the rest of
+the model stays in eval mode. Probes leave the model as they found it: online sequence state is
+reset before each batch and all weights and buffers (learned synapses too) are restored afterwards.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class ProbeResult:
     n: int  # scored answers (question tasks) or scored words (anomaly)
     level: object = None  # the task size level used (see tasks.LEVELS)
     chance: float | None = None  # what guessing gets (question tasks: among values in context)
+    token_accuracy: float | None = None  # question tasks: share of answer tokens that are the argmax
     note: str = ""
 
 
@@ -61,12 +64,17 @@ def _encode(tokenizer, inst: tasks.Instance) -> _Encoded:
     return _Encoded(list(enc.ids), groups)
 
 
-def exact_matches(logp: torch.Tensor, ids: list[int], groups: list[list[int]]) -> list[bool]:
-    """Per scored span (token indices ``groups``): is every token the argmax of the prediction made
-    at the position before it? ``logp`` [T, V] are the model's outputs for ``ids``."""
+def token_hits(logp: torch.Tensor, ids: list[int], groups: list[list[int]]) -> list[torch.Tensor]:
+    """Per scored span (token indices ``groups``): which of its tokens are the argmax of the
+    prediction made at the position before? ``logp`` [T, V] are the model's outputs for ``ids``."""
     pred = logp.argmax(-1)
     target = torch.as_tensor(ids)
-    return [bool((pred[torch.as_tensor(g) - 1] == target[torch.as_tensor(g)]).all()) for g in groups]
+    return [pred[torch.as_tensor(g) - 1] == target[torch.as_tensor(g)] for g in groups]
+
+
+def exact_matches(logp: torch.Tensor, ids: list[int], groups: list[list[int]]) -> list[bool]:
+    """Per scored span: is every one of its tokens the argmax (the greedy continuation)?"""
+    return [bool(h.all()) for h in token_hits(logp, ids, groups)]
 
 
 def surprisal(logp: torch.Tensor, ids: list[int]) -> torch.Tensor:
@@ -137,14 +145,16 @@ def _question_task(task: str, runner: _Runner, tokenizer, seq_len: int, count: i
         return ProbeResult(task, None, "accuracy", 0, note=f"no {task} instance fits {seq_len} tokens")
     insts = tasks.instances(task, level, count, seed, tasks.PROBE_STREAM)
     encoded = [_encode(tokenizer, inst) for inst in insts]
-    correct = total = 0
+    correct = total = tokens_right = tokens = 0
     for i, logp, _ in runner(encoded):
-        hits = exact_matches(logp, encoded[i].ids, encoded[i].groups)
-        correct += sum(hits)
-        total += len(hits)
-    chance = {"recall": 1 / 9000, "needle": 1 / level[0] if task == "needle" else None,
+        for hits in token_hits(logp, encoded[i].ids, encoded[i].groups):
+            correct += int(hits.all())
+            total += 1
+            tokens_right += int(hits.sum())
+            tokens += len(hits)
+    chance = {"recall": 1 / 900, "needle": 1 / level[0] if task == "needle" else None,
               "vartrack": 1 / (level[1] + 1) if task == "vartrack" else None}[task]
-    return ProbeResult(task, correct / total, "accuracy", total, level, chance)
+    return ProbeResult(task, correct / total, "accuracy", total, level, chance, tokens_right / tokens)
 
 
 def _anomaly_task(runner: _Runner, model, tokenizer, seq_len: int, count: int, seed: int) -> list[ProbeResult]:
@@ -158,11 +168,16 @@ def _anomaly_task(runner: _Runner, model, tokenizer, seq_len: int, count: int, s
     insts = tasks.instances("anomaly", level, count, seed, tasks.PROBE_STREAM)
     encoded = [_encode(tokenizer, inst) for inst in insts]
     lm_scores, htm_scores, labels = [], [], []
-    for i, logp, sig in runner(encoded, signal):
-        lm_scores += span_scores(surprisal(logp, encoded[i].ids), encoded[i].groups)
-        if sig is not None:
-            htm_scores += span_scores(sig, encoded[i].groups)
-        labels += insts[i].labels
+    if signal is not None:
+        model.nodes[signal[0]].train()  # online learning while reading (restored by run_probes)
+    try:
+        for i, logp, sig in runner(encoded, signal):
+            lm_scores += span_scores(surprisal(logp, encoded[i].ids), encoded[i].groups)
+            if sig is not None:
+                htm_scores += span_scores(sig, encoded[i].groups)
+            labels += insts[i].labels
+    finally:
+        model.eval()
     n = len(labels)
     lm = ProbeResult("anomaly_lm", roc_auc(lm_scores, labels), "auc", n, level, 0.5)
     if signal is None:
@@ -207,4 +222,4 @@ def to_json(results: dict[str, ProbeResult]) -> dict:
     return {m: {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(r).items()} for m, r in results.items()}
 
 
-__all__ = ["METRICS", "ProbeResult", "exact_matches", "flatten", "run_probes", "span_scores", "surprisal", "to_json"]
+__all__ = ["METRICS", "ProbeResult", "exact_matches", "token_hits", "flatten", "run_probes", "span_scores", "surprisal", "to_json"]

@@ -43,7 +43,8 @@ def test_variants_of_an_architecture(write_arch):
     assert by["engram_min"].nodes["engram"].params["engram_vocab_size"] == [2, 2]  # orders 2 and 3
     only_engram = ab.make_variants(write_arch(ENGRAM_ONLY, "e.yaml"))
     assert [v.name for v in only_engram] == ["full", "plain", "engram_min"]  # no_engram would be plain
-    assert [v.name for v in ab.select(variants, ["plain", "full", "plain"])] == ["full", "plain"]
+    chosen = ab.make_variants(write_arch(ARCH), names=["plain", "full", "plain"])
+    assert [v.name for v in chosen] == ["full", "plain"]
 
 
 def test_ablate_two_seeds_tables_figure_and_resume(write_arch, tiny_corpus, tmp_path, capsys):
@@ -107,7 +108,7 @@ def test_suite_file_sets_the_budget_of_every_variant(write_arch, capsys):
                        "set:\n  train.batch_size: 3\n  data.task_mix: 0.1\n", "suite.yaml")
     s = ab.load_suite(suite)
     assert s.seeds == [3, 5] and s.variants == ["plain"]
-    variants = ab.select(ab.make_variants(s.architecture, s.overrides), s.variants)
+    variants = ab.make_variants(s.architecture, s.overrides, s.variants)
     assert [v.name for v in variants] == ["full", "plain"]
     for v in variants:
         assert (v.spec.train.steps, v.spec.train.batch_size, v.spec.data.task_mix) == (7, 3, 0.1)

@@ -84,3 +84,25 @@ def test_training_with_task_mix_puts_probe_results_in_the_summary(write_arch, ti
     assert saved["recall"]["n"] == 4 and saved["recall"]["value"] == summary["probes"]["recall"]
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["probes"] == summary["probes"]
     assert np.isfinite(summary["val_bpb"])
+
+
+def test_htm_anomaly_probe_scores_the_injected_words(write_arch, tiny_corpus):
+    """The HTM node learns each stream's pattern online as it reads, so the injected words stand out;
+    with learning off it has no synapses, predicts nothing and cannot tell them apart (AUC 1/2)."""
+    data = prepare(load_corpus(tiny_corpus), 1000)
+    aucs = {}
+    for learn in ("train", "never"):
+        arch = ARCH.replace("seq_len: 64", "seq_len: 128").replace("vocab_size: 300", "vocab_size: 1000").replace(
+            "  head: {type: lm_head}\n", f"  htm: {{type: htm, streams: 4, learn: {learn}}}\n  head: {{type: lm_head}}\n"
+        ).replace("edges: [tokens -> engram.ids]", "edges: [tokens -> engram.ids, htm.out -> head.x]")
+        spec = read_spec(write_arch(arch, f"{learn}.yaml"), [f"data.path={tiny_corpus}"])
+        torch.manual_seed(0)
+        model = CognitiveModel(build_plan(spec, vocab_size=data.vocab_size))
+        model.attach_tokenizer(data.tokenizer)
+        model.eval()
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        result = run_probes(model, data.tokenizer, 128, count=8)["anomaly_htm"]
+        assert result.note == "signal htm.anomaly" and result.n > 100
+        assert not model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+        aucs[learn] = result.value
+    assert aucs["train"] > 0.7 and aucs["never"] == 0.5

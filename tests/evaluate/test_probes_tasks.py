@@ -77,8 +77,10 @@ def test_anomaly_labels_mark_words_outside_the_pattern():
         assert len(words) == 48
         scored = [inst.text[a:b].strip() for a, b in inst.spans]
         first = 48 - len(scored)
-        pattern = words[:first // 2]
-        assert words[: first] == pattern * 2 and 3 <= len(pattern) <= 5
+        period = next(p for p in (3, 4, 5) if words[p] == words[0] and words[:p] == words[p : 2 * p])
+        pattern = words[:period]
+        assert first == max(2 * period, 16) and words[:first] == (pattern * 16)[:first]
+        assert len(set(pattern)) == period
         assert sum(inst.labels) == 2  # 48 // 24
         for i, (word, label) in enumerate(zip(scored, inst.labels)):
             expected = pattern[(first + i) % len(pattern)]

@@ -9,10 +9,11 @@ from typing import Callable
 
 import torch
 
-from cogsim.viz.common import token_labels, token_strings
+from cogsim.viz.common import cycle_note, last_cycle, token_labels, token_strings
 from cogsim.viz.probes import Probe
 
 log = logging.getLogger("cogsim.viz")
+CYCLES_NOTE = " With several cognitive cycles, the last cycle is shown (the one the head reads)."
 
 
 @dataclass
@@ -72,10 +73,10 @@ def graph_figure(ctx: Context) -> list[Figure]:
 
     path = draw_graph(ctx.model.plan, ctx.fig_dir / "graph.png")
     return [Figure(path, "Architecture graph",
-                   "Every node with its type, from the token input (top) to the LM head (bottom); arrows are "
-                   "edges labelled source port → destination port, dashed red arrows are feedback edges "
-                   "(the previous cognitive cycle's value). Colours: backbone green/blue, Engram orange, "
-                   "SNN yellow, HTM purple, workspace red.", overview=True)]
+                   "Every node with its type, from the token input (top) to the LM head (bottom). Each arrow "
+                   "is an edge, labelled with the port it leaves and the port it enters; dashed red arrows are "
+                   "feedback edges (they carry the previous cognitive cycle's value). Colours: backbone "
+                   "green/blue, Engram orange, SNN yellow, HTM purple, workspace red.", overview=True)]
 
 
 def curves_figure(ctx: Context) -> list[Figure]:
@@ -113,7 +114,7 @@ def workspace_figures(ctx: Context) -> list[Figure]:
                           "by the slot's forget gate, make up most of the slot (grey: the slot's initial content "
                           "still dominates). Positions run left to right under the probe's tokens "
                           "(↵ newline, · space); long texts wrap into several rows."
-                          + (" With several cognitive cycles, the last cycle is shown." if ctx.cycles > 1 else "")))
+                          + CYCLES_NOTE * (ctx.cycles > 1)))
     return out
 
 
@@ -123,19 +124,21 @@ def engram_figures(ctx: Context) -> list[Figure]:
     probe, nodes = _first_probe(ctx), ctx.nodes("engram")
     if probe is None or not nodes:
         return []
-    gates, names = gate_rows(ctx.traces[probe.name], nodes)
+    traces = ctx.traces[probe.name]
+    gates, names = gate_rows(traces, nodes)
     if not len(gates):
         return []
+    note = cycle_note(max(last_cycle(traces.get(n, {}), "gate")[1] for n in nodes), ctx.cycles)
     heat = plot_gate_heatmap(gates, names, ctx.labels(probe), ctx.fig_dir / "engram_gate.png",
-                             f"Engram gate on {probe.title}")
+                             f"Engram gate on {probe.title}{note}")
     text = plot_gate_text(gates.mean(0), token_strings(ctx.tokenizer, probe.ids), ctx.fig_dir / "engram_gate_text.png",
-                          f"Engram gate over the text of {probe.title}")
+                          f"Engram gate over the text of {probe.title}{note}")
     return [Figure(heat, "Engram gate per token",
                    "How much of the retrieved n-gram memory each Engram layer adds at each token: one row per "
                    "Engram node and gate branch, one column per token of the probe (↵ newline, · space). The gate "
                    "compares the memory vector with the hidden state; bright = the memory agrees with the "
                    "context and is added, dark = it is suppressed. The colour scale spans 0–1 once the gates "
-                   "use it, else the observed range (read the colour bar)."),
+                   "use it, else the observed range (read the colour bar)." + CYCLES_NOTE * (ctx.cycles > 1)),
             Figure(text, "Engram gate over the text",
                    "The same probe laid out as it reads, each token shaded by its gate (mean over layers and "
                    "branches): bright tokens continue n-grams the memory recognises.")]
@@ -154,11 +157,12 @@ def spike_figures(ctx: Context) -> list[Figure]:
         path = plot_spikes(traces, ctx.labels(probe), ctx.fig_dir / f"spikes_{node}.png",
                            f"Spiking layer '{node}' on {probe.title}", ctx.cycles)
         out.append(Figure(path, f"Spike raster ({node})",
-                          "Top of each row: spikes of a sample of the layer's neurons (rows) over time; every token "
-                          "of the probe spans the layer's spiking steps (columns between the thin blue lines). "
+                          "Top of each row: spikes of the layer's neurons (rows: the neurons that spiked, most active "
+                          "on top; at most 64, spread over that ranking) over time; every token of the probe spans "
+                          "the layer's spiking steps (columns between the thin blue lines). "
                           "Below it: the layer's firing rate per token (fraction of neurons × steps that spiked). "
                           "Bottom: how firing rates are spread over all neurons of the layer; many silent or "
-                          "saturated neurons mean the layer's input scale is off."))
+                          "saturated neurons mean the layer's input scale is off." + CYCLES_NOTE * (ctx.cycles > 1)))
     return out
 
 

@@ -46,6 +46,14 @@ def _figure_md(f: Figure, root: Path) -> str:
     return f"### {f.title}\n\n![{f.title}]({f.path.relative_to(root).as_posix()})\n\n{f.caption}\n"
 
 
+def _probe_line(summary: dict) -> list[str]:
+    probes = summary.get("probes") or {}
+    if not probes:
+        return []
+    scores = ", ".join(f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in probes.items())
+    return [f"Probe tasks (accuracy; AUC for anomaly): {scores}.\n"]
+
+
 def _run_section(name: str, arch: str, run_dir: Path, steps: int | None, figures: list[Figure], summary: dict,
                  root: Path) -> str:
     steps_flag = f" --steps {steps}" if steps else ""
@@ -53,6 +61,7 @@ def _run_section(name: str, arch: str, run_dir: Path, steps: int | None, figures
              f"{summary.get('steps', '?')} training steps on {summary.get('corpus', 'the default corpus')}, "
              f"validation {summary.get('val_bpb', float('nan')):.3f} bits per byte "
              f"({summary.get('parameters', 0):,} parameters, {summary.get('device', '?')}).\n",
+             *_probe_line(summary),
              "Regenerate every figure of this section (trains the run first if it is not there):\n",
              f"```bash\npython -m cogsim.viz.gallery --only {name}{steps_flag}\n```\n",
              "or, step by step:\n",

@@ -20,7 +20,8 @@ outputs of a batch are produced while it is read, so learning from a batch never
 earlier positions. Learning happens when ``learn`` is ``always``, or ``train`` in training mode.
 
 The memory runs once per forward: on cognitive cycles > 0 the cycle-0 results are reused.
-Synapses and sequence state are buffers of the ``tm`` submodule, saved with ``state_dict``.
+Synapses and sequence state are buffers of the ``tm`` submodule, saved with ``state_dict``
+(``backend: htmcore`` runs htm.core's C++ TM instead, when installed; its state is not saved).
 
 Default sizes (1024 columns × 8 cells, 16 active columns per token, at most 8 segments per cell)
 keep a training step at B=16, T=128 cheap on a CPU (128 batched steps) and bound memory: at most
@@ -61,6 +62,7 @@ class HTMParams:
     learn: Literal["train", "always", "never"] = "train"
     readout: Literal["predicted_columns", "predictive_cells"] = "predicted_columns"
     seed: int = 0
+    backend: Literal["torch", "htmcore"] = "torch"  # htmcore: htm.core's C++ TM (if installed; not checkpointed)
 
     def __post_init__(self) -> None:
         for name in ("columns", "cells_per_column", "active_columns", "max_segments_per_cell",
@@ -76,6 +78,12 @@ class HTMParams:
                      "permanence_decrement", "predicted_segment_decrement"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.backend == "htmcore":
+            from cogsim.htm.backend_htmcore import available
+
+            if not available():
+                raise ValueError("backend: 'htmcore' needs htm.core's Python bindings (htm.bindings), "
+                                 "which are not installed; use backend: torch")
 
 
 class HTMComponent(Component):
@@ -92,7 +100,10 @@ class HTMComponent(Component):
         super().__init__(params, sizes)
         p = params
         self.encoder = TokenEncoder(sizes.vocab_size, p.columns, p.active_columns, seed=p.seed)
-        self.tm = TemporalMemory(
+        memory = TemporalMemory
+        if p.backend == "htmcore":
+            from cogsim.htm.backend_htmcore import HTMCoreTemporalMemory as memory
+        self.tm = memory(
             p.columns, cells_per_column=p.cells_per_column, activation_threshold=p.activation_threshold,
             initial_permanence=p.initial_permanence, connected_permanence=p.connected_permanence,
             min_threshold=p.min_threshold, max_new_synapse_count=p.max_new_synapse_count,
@@ -123,7 +134,7 @@ class HTMComponent(Component):
         self.tm.reset()
 
     def memory_estimate(self) -> dict[str, int]:
-        return {"htm_synapses": self.tm.memory_bytes()}
+        return {"htm_synapses": self.tm.memory_bytes()} if isinstance(self.tm, TemporalMemory) else {}
 
     def forward(self, inputs: dict[str, Any], ctx: Context) -> dict[str, torch.Tensor]:
         ids = inputs["ids"]

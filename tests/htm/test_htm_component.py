@@ -140,3 +140,14 @@ def test_inside_a_model_built_from_yaml(tmp_path):
     htm = model.nodes["htm"]
     assert htm.proj.weight.grad is not None
     assert any(k.startswith("nodes.htm.tm.") or ".tm." in k for k in model.state_dict())
+
+
+def test_htmcore_backend_without_htm_core_is_a_clear_error():
+    from cogsim.htm.backend_htmcore import available
+
+    if available():
+        return
+    import pytest
+
+    with pytest.raises(ValueError, match="^backend: 'htmcore' needs htm.core"):
+        HTMParams(backend="htmcore")

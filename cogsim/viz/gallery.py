@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="viz", help="the gallery folder")
     args = parser.parse_args(argv)
     root, runs = Path(args.out), Path(args.runs)
-    sections = []
+    sections, used_steps = [], []
     for name, arch in REFERENCE_RUNS:
         run_dir = runs / name
         if not Path(arch).exists():
@@ -134,11 +134,18 @@ def main(argv: list[str] | None = None) -> int:
             cache = {"figures": [[f.path.as_posix(), f.title, f.caption] for f in report.figures],
                      "summary": report.summary, "steps": args.steps}
             (folder / "figures.json").write_text(json.dumps(cache, indent=1))
-        cached = json.loads((root / name / "figures.json").read_text())
+        cache_file = root / name / "figures.json"
+        if not cache_file.exists():
+            sections.append(f"## Reference run: `{arch}`\n\n*Not drawn yet: "
+                            f"`python -m cogsim.viz.gallery --only {name}`.*\n")
+            continue
+        cached = json.loads(cache_file.read_text())
         figures = [Figure(Path(p), t, c) for p, t, c in cached["figures"]]
         sections.append(_run_section(name, arch, run_dir, cached["steps"], figures, cached["summary"], root))
+        used_steps.append(cached["steps"])
     sections.append(_ablation_section(root))
-    steps = f" --steps {args.steps}" if args.steps else ""
+    common = args.steps or (used_steps[0] if used_steps and len(set(used_steps)) == 1 else None)
+    steps = f" --steps {common}" if common else ""
     (root / "README.md").write_text(HEADER.format(steps=steps) + "\n" + "\n".join(sections))
     print(f"gallery: {root / 'README.md'}")
     return 0

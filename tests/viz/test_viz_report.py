@@ -198,3 +198,6 @@ def test_gallery_readme_links_every_figure(run_dir, tmp_path, monkeypatch):
     assert "Not generated yet" in readme
     assert f"## Reference run: `{tmp_path / 'later.yaml'}`\n\n*Not in the repository yet" in readme
     assert not (out / run_dir.name / "report.html").exists()
+    # redoing one section keeps the others from their cached figure lists
+    assert gallery.main(["--runs", str(run_dir.parent), "--out", str(out), "--only", "ablation"]) == 0
+    assert (out / "README.md").read_text() == readme

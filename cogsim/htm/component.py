@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cogsim.component import Component, Context, Port, Sizes
-from cogsim.htm.temporal_memory import TemporalMemory
+from cogsim.htm.temporal_memory import TemporalMemory, intra_op_threads
 from cogsim.htm.token_encoder import TokenEncoder
 
 
@@ -162,11 +162,22 @@ class HTMComponent(Component):
     def _read(self, ids: torch.Tensor, learn: bool):
         """Run the memory over the rows; returns anomaly [B, T], and the readout features as a
         ragged list: feature ids ``cols`` ordered by (row, position), ``counts`` [B, T]."""
-        tm, S, C = self.tm, self.tm.streams, self.params.columns
-        dev = tm.device
+        dev = self.tm.device
         b, t = ids.shape
         codes = self.encoder.columns(ids.to(self.encoder.table.device)).to(dev)  # [B, T, A]
         anomaly = torch.zeros(b, t, device=dev)
+        with intra_op_threads(1):
+            feats = self._steps(codes, anomaly, learn)
+        mask = torch.cat(feats, 0)  # [B, T, F]
+        counts = mask.sum(-1)
+        cols = mask.view(b * t, -1).nonzero()[:, 1]
+        return anomaly, cols, counts
+
+    def _steps(self, codes, anomaly, learn: bool) -> list[torch.Tensor]:
+        """Rows in chunks of ``streams``, positions in order; features [rows, T, F] per chunk."""
+        tm, S, C = self.tm, self.tm.streams, self.params.columns
+        dev = tm.device
+        b, t = anomaly.shape
         feats = []
         for start in range(0, b, S):
             rows = min(S, b - start)
@@ -180,7 +191,4 @@ class HTMComponent(Component):
                              else tm.predictive_cells[:rows])
             feats.append(torch.stack(chunk, 1))  # [rows, T, F]
         tm.reset()
-        mask = torch.cat(feats, 0)  # [B, T, F]
-        counts = mask.sum(-1)
-        cols = mask.view(b * t, -1).nonzero()[:, 1]
-        return anomaly, cols, counts
+        return feats

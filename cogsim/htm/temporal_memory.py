@@ -35,6 +35,8 @@ Predictions for the next step are computed at the end of ``compute`` (``predicti
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from torch import nn
@@ -49,6 +51,21 @@ _I64 = torch.int64
 
 def _f32(x: float) -> float:
     return float(np.float32(x))
+
+
+@contextlib.contextmanager
+def intra_op_threads(n: int = 1):
+    """Run a stretch of TM/SP steps with ``n`` torch intra-op threads (restored afterwards). A step
+    is many small ops; more threads only add synchronisation, which on a busy CPU costs
+    milliseconds per op. Wrap loops, not single steps (switching has a cost of its own)."""
+    old = torch.get_num_threads()
+    if old != n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if old != n:
+            torch.set_num_threads(old)
 
 
 class TemporalMemory(nn.Module):

@@ -32,6 +32,8 @@ class Counter:
 '''
 STARTS = ("def ", "class ", "    def ")
 SKIP_DIRS = {"__pycache__", "site-packages", "dist-packages"}
+#: probes are cut to the model's sequence length and to this many tokens (4 readable rows in a figure)
+MAX_TOKENS = 256
 
 
 @dataclass
@@ -110,11 +112,13 @@ def make_probe(name: str, title: str, text: str, tokenizer, seq_len: int) -> Pro
 
 def default_probes(tokenizer, seq_len: int, data_path: str | None = None, val_percent: float = 5.0,
                    data=None, text: str | None = None) -> list[Probe]:
-    """The probes of a run: the validation snippet (or the user's ``text``) and the repeated pattern."""
+    """The probes of a run: the validation snippet (or the user's ``text``) and the repeated pattern,
+    each at most ``min(seq_len, MAX_TOKENS)`` tokens."""
+    seq_len = min(seq_len, MAX_TOKENS)
     if text is not None:
         first = make_probe("text", "the text given with --text", text, tokenizer, seq_len)
     else:
         val, where = validation_text(data_path, val_percent, data)
         first = make_probe("validation", f"a snippet of {where}", snippet(val), tokenizer, seq_len)
-    pattern = PATTERN * (seq_len // 4)
+    pattern = PATTERN * max(1, seq_len // 4)
     return [first, make_probe("pattern", "one passage repeated", pattern, tokenizer, seq_len)]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cogsim.viz.figures import Context, Figure, log, make_figures
-from cogsim.viz.probes import Probe, default_probes
+from cogsim.viz.probes import MAX_TOKENS, Probe, default_probes
 
 #: summary.json fields shown in the report, with how to print them
 SUMMARY_FIELDS = [
@@ -128,7 +128,7 @@ def render_html(title: str, subtitle: str, summary: dict, figures: list[Figure],
     parts += [_figure(i, f) for i, f in enumerate(figures) if not f.overview]
     if probes:
         parts.append("<h2>Probe texts</h2><p>The figures show the model reading these texts (cut to the model's "
-                     "sequence length), with the recorder on.</p>")
+                     f"sequence length, at most {MAX_TOKENS} tokens), with the recorder on.</p>")
         for p in probes:
             parts.append(f"<p><b>{html.escape(p.name)}</b>: {html.escape(p.title)}, {len(p.ids)} tokens</p>"
                          f"<pre>{html.escape(p.text)}</pre>")

@@ -11,7 +11,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from cogsim.viz.common import escape_token, last_cycle, rows_of, token_strings
 from cogsim.viz.engram import _layout, plot_gate_text
 from cogsim.viz.htm import count_series, plot_htm
-from cogsim.viz.probes import PATTERN, default_probes, snippet, validation_text
+from cogsim.viz.probes import MAX_TOKENS, PATTERN, default_probes, snippet, validation_text
 from cogsim.viz.report import task_rows
 from cogsim.viz.spikes import shown_neurons
 from cogsim.viz.workspace import plot_workspace
@@ -85,6 +85,8 @@ def test_probes_are_deterministic_and_fit_the_model(tokenizer, tmp_path):
     assert a[1].text.startswith(PATTERN)
     own = default_probes(tokenizer, 24, str(folder), 5.0, text="x = 1\n")
     assert own[0].name == "text" and own[0].text == "x = 1\n"
+    long = default_probes(tokenizer, 100_000, str(folder), 5.0, text="x = 1\n" * 1000)
+    assert [len(p.ids) for p in long] == [MAX_TOKENS, MAX_TOKENS]
     text, where = validation_text(str(tmp_path / "gone"), 5.0)
     assert "built-in" in where and "def " in text
 

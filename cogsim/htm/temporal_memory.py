@@ -20,8 +20,9 @@ are destroyed, and so are segments left with fewer than ``min_threshold`` synaps
 Growing onto a cell already on the segment raises that synapse to ``initial_permanence`` instead, as
 htm.core's ``createSynapse`` does. Raw anomaly = fraction of active columns that were not predicted.
 
-Randomness is counter-based (``counter_rng``): a draw is a hash of (stream seed, purpose, step,
-segment id, cell), where stream ``s`` has seed ``seed + s``. So stream ``s`` of a batched TM equals a
+Randomness is counter-based (``counter_rng``): a draw is ``hash32(purpose, step, stream seed,
+[segment uid,] cell)``, where stream ``s`` has seed ``seed + s`` and a segment's uid is its creation
+number in its stream. So stream ``s`` of a batched TM equals a
 single-stream TM built with ``seed + s`` fed the same inputs, exactly. (htm.core's least-used-cell
 comparator falls back to the lowest index on ties despite its shuffle; we keep the intended random
 tie-break.) Numbers therefore match htm.core in distribution, not draw for draw.
@@ -290,10 +291,13 @@ class TemporalMemory(nn.Module):
         K, C, N = self.cells_per_column, self.num_columns, self.num_cells
         cells = gcols[:, None] * K + torch.arange(K, device=self.device)
         stream = gcols // C
-        tie = hash_fold(hash32(self._stream_seed[stream], SALT_LEAST_USED, self._step)[:, None],
-                        cells - (stream * N)[:, None])
+        tie = hash_fold(self._stream_keys(SALT_LEAST_USED)[stream][:, None], cells - (stream * N)[:, None])
         key = (self.cell_nseg[cells].long() << 32) | tie
         return cells.gather(1, key.argmin(1, keepdim=True)).squeeze(1)
+
+    def _stream_keys(self, salt: int) -> torch.Tensor:
+        """Per-stream hash prefix of this step's draws for one purpose: hash32(salt, step, seed_s)."""
+        return hash_fold(hash32(salt, self._step), self._stream_seed)
 
     # ---- learning ----------------------------------------------------------------------------
     def _learn(self, learn_pos, cols, new_cells) -> None:
@@ -341,7 +345,7 @@ class TemporalMemory(nn.Module):
         """Visiting-order keys of the candidates [R, wmax]: counter-based random draws where htm.core
         shuffles (not all can be taken), else the sorted position; padding last."""
         shuffle = n_desired < n_cand
-        prefix = hash32(self._stream_seed[stream], SALT_GROW, self._step, self.seg_uid.index_select(0, rows))
+        prefix = hash_fold(self._stream_keys(SALT_GROW)[stream], self.seg_uid.index_select(0, rows))
         position = torch.arange(cand.shape[1], device=self.device)
         rnd = hash_fold(prefix[:, None], cand - (stream * self.num_cells)[:, None])
         key = torch.where(shuffle[:, None], (rnd << 16) | position, position)  # ties: sorted order

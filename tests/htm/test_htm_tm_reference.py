@@ -80,7 +80,7 @@ class ReferenceTM:
         if n_actual <= 0:
             return
         if n_desired < len(cands):
-            cands.sort(key=lambda c: hash32(self.seed, SALT_GROW, self.step, uid, c))
+            cands.sort(key=lambda c: hash32(SALT_GROW, self.step, self.seed, uid, c))
         target = len(seg) + n_actual
         for c in cands:
             if len(seg) == target:
@@ -92,7 +92,7 @@ class ReferenceTM:
 
     def _least_used(self, col):
         cells = range(col * self.K, (col + 1) * self.K)
-        return min(cells, key=lambda c: (len(self.cell_segs[c]), hash32(self.seed, SALT_LEAST_USED, self.step, c)))
+        return min(cells, key=lambda c: (len(self.cell_segs[c]), hash32(SALT_LEAST_USED, self.step, self.seed, c)))
 
     def compute(self, active_cols, learn=True):
         active_cols = set(active_cols)

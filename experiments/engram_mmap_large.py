@@ -11,6 +11,7 @@ experiments/results/engram_mmap_large.csv.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import statistics
@@ -46,36 +47,50 @@ def per_head_rows(table_bytes: float) -> int:
     return int(table_bytes / ROW_BYTES / heads)
 
 
-def train_table(name: str, args, placement: str, vocab_rows: int | None, folder: Path) -> dict:
+CONFIGS = (("small", "device"), ("small", "mmap"), ("large", "mmap"))
+
+
+def train_tables(args, large_rows: int, folder: Path) -> list[dict]:
+    """Train the three configurations with their steps interleaved (A B C A B C …), so machine noise
+    hits them alike; each sees the same batches."""
     batches = [torch.randint(0, args.vocab, (args.batch, args.seq_len + 1), generator=torch.Generator().manual_seed(i))
-               for i in range(args.steps + 1)]
-    extra = {} if vocab_rows is None else {"engram_vocab_size": [vocab_rows] * (EngramParams().max_ngram_size - 1)}
-    path = folder / f"{name}.f32"
-    t0 = time.perf_counter()
-    model = BenchLM(args.vocab, args.d_model, args.seq_len, placement=placement, mmap_path=str(path), **extra)
-    build_s = time.perf_counter() - t0
-    table = model.engram.table
-    step = training_step(model, batches, prefetch_ahead=placement != "device")
-    times, losses = [], []
+               for i in range(args.distinct_batches)]  # cycled
+    runs = []
+    for name, placement in CONFIGS:
+        extra = {"engram_vocab_size": [large_rows] * (EngramParams().max_ngram_size - 1)} if name == "large" else {}
+        path = folder / f"{name}.f32"
+        t0 = time.perf_counter()
+        model = BenchLM(args.vocab, args.d_model, args.seq_len, placement=placement, mmap_path=str(path), **extra)
+        runs.append({"name": name, "placement": placement, "model": model, "path": path,
+                     "build_s": time.perf_counter() - t0, "times": [], "losses": [],
+                     "step": training_step(model, batches, prefetch_ahead=placement != "device")})
     for _ in range(args.steps):
-        t = time.perf_counter()
-        losses.append(step())
-        times.append(time.perf_counter() - t)
-    timed = times[args.warmup:] or times
-    row = {"table": name, "placement": placement, "table_bytes": table.nbytes,
-           "table_size": format_bytes(table.nbytes), "rows": table.rows, "row_bytes": table.dim * 4,
-           "ram_available": format_bytes(mem_available()), "steps": args.steps, "batch": args.batch,
-           "seq_len": args.seq_len, "build_s": round(build_s, 3),
-           "first_step_ms": round(times[0] * 1e3, 2), "median_step_ms": round(statistics.median(timed) * 1e3, 2),
-           "p90_step_ms": round(sorted(timed)[int(0.9 * (len(timed) - 1))] * 1e3, 2),
-           "loss_first": round(losses[0], 4), "loss_last": round(losses[-1], 4),
-           "rows_written": table.rows_written() if table.rows < 50_000_000 else "",
-           "file_allocated": format_bytes(sum(Path(f"{path}{s}").stat().st_blocks * 512 for s in ("", ".state")))
-           if placement == "mmap" else "", "rss_anon": format_bytes(rss_anon()),
-           "prefetcher": str(model.engram.prefetcher.stats)}
-    model.engram.close()
-    del model, table
-    return row
+        for run in runs:
+            t = time.perf_counter()
+            run["losses"].append(run["step"]())
+            run["times"].append(time.perf_counter() - t)
+    rows = []
+    for run in runs:
+        table, times = run["model"].engram.table, run["times"]
+        timed = times[args.warmup:] or times
+        rows.append({
+            "table": run["name"], "placement": run["placement"], "table_bytes": table.nbytes,
+            "table_size": format_bytes(table.nbytes), "rows": table.rows, "row_bytes": table.dim * 4,
+            "ram_available": format_bytes(mem_available()), "steps": args.steps,
+            "distinct_batches": args.distinct_batches, "batch": args.batch, "seq_len": args.seq_len,
+            "threads": torch.get_num_threads(), "build_s": round(run["build_s"], 3),
+            "first_step_ms": round(times[0] * 1e3, 2), "median_step_ms": round(statistics.median(timed) * 1e3, 2),
+            "p90_step_ms": round(sorted(timed)[max(0, math.ceil(0.9 * len(timed)) - 1)] * 1e3, 2),
+            "loss_first": round(run["losses"][0], 4), "loss_last": round(run["losses"][-1], 4),
+            "file_allocated": format_bytes(sum(_allocated(Path(f"{run['path']}{s}")) for s in ("", ".state")))
+            if run["placement"] == "mmap" else "",
+            "rss_anon": format_bytes(rss_anon()), "prefetcher": str(run["model"].engram.prefetcher.stats)})
+        run["model"].engram.close()
+    return rows
+
+
+def _allocated(path: Path) -> int:
+    return path.stat().st_blocks * 512 if path.exists() else 0
 
 
 def main() -> int:
@@ -87,9 +102,15 @@ def main() -> int:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--d-model", type=int, default=256)
     parser.add_argument("--vocab", type=int, default=4096)
+    parser.add_argument("--distinct-batches", type=int, default=4,
+                        help="batches cycled through (default 4: the loss falls as the tables memorise them; "
+                             "steps + 1: every step touches new rows)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="folder for the table files (default: temp)")
     parser.add_argument("--csv", default="experiments/results/engram_mmap_large.csv")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     folder = Path(tempfile.mkdtemp(prefix="cogsim_engram_large_", dir=args.dir))
     large_bytes = args.table_gib * 2**30
@@ -107,13 +128,12 @@ def main() -> int:
             print("host placement of the large table was accepted (this machine has that much RAM)")
         except CogsimError as e:
             print(f"host placement refused as expected: {e}")
-        for name, placement, vocab_rows in (("small", "device", None), ("small", "mmap", None),
-                                            ("large", "mmap", per_head_rows(large_bytes))):
-            row = train_table(name, args, placement, vocab_rows, folder)
-            print(f"{name:5s} {placement:6s} {row['table_size']:>10s}: median step {row['median_step_ms']:8.1f} ms "
-                  f"(p90 {row['p90_step_ms']:.1f}, first {row['first_step_ms']:.1f}), loss {row['loss_first']} → "
-                  f"{row['loss_last']}, file on disk {row['file_allocated'] or '-'}, anon RSS {row['rss_anon']}")
-            rows.append(row)
+        rows = train_tables(args, per_head_rows(large_bytes), folder)
+        for row in rows:
+            print(f"{row['table']:5s} {row['placement']:6s} {row['table_size']:>10s}: median step "
+                  f"{row['median_step_ms']:8.1f} ms (p90 {row['p90_step_ms']:.1f}, first {row['first_step_ms']:.1f}), "
+                  f"loss {row['loss_first']} → {row['loss_last']}, file on disk {row['file_allocated'] or '-'}")
+        print(f"anonymous RSS of the process: {rows[-1]['rss_anon']}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     base = next(r for r in rows if r["placement"] == "device")["median_step_ms"]

@@ -31,6 +31,11 @@ from cogsim.engram.tables import EngramTable
 from cogsim.errors import CogsimError
 
 
+class EngramConfigError(CogsimError, ValueError):
+    """A parameter that does not fit the model's sizes (also a ValueError, so a model building its
+    nodes reports it at the node's file and line)."""
+
+
 @dataclass
 class EngramParams:
     """YAML parameters of an ``engram`` node (defaults fit a small CPU model, d_model ~256)."""
@@ -121,9 +126,9 @@ class EngramComponent(Component):
         super().__init__(params, sizes)
         p = params
         if sizes.d_model % p.branches:
-            raise CogsimError(f"branches: d_model {sizes.d_model} is not divisible by {p.branches} branches")
+            raise EngramConfigError(f"branches: d_model {sizes.d_model} is not divisible by {p.branches} branches")
         if not 0 <= p.pad_id < sizes.vocab_size:
-            raise CogsimError(f"pad_id: must be a token id in [0, {sizes.vocab_size}), got {p.pad_id}")
+            raise EngramConfigError(f"pad_id: must be a token id in [0, {sizes.vocab_size}), got {p.pad_id}")
         self.n = p.max_ngram_size
         self.head_dim = p.n_embed_per_ngram // p.n_head_per_ngram
         self.engram_vocab_size = list(p.engram_vocab_size or [5 * sizes.vocab_size] * (self.n - 1))

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cogsim.component import Component, Context, Port, Sizes
+from cogsim.component import Component, Port, Sizes
 
 
 def _positive(**fields: float) -> None:

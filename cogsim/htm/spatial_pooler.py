@@ -260,16 +260,18 @@ class SpatialPooler(nn.Module):
         flat = self.permanence.view(-1, self.input_size)
         perm = flat.index_select(0, rows)  # [A, I]
         delta = torch.where(x, self.syn_perm_active_inc, -self.syn_perm_inactive_dec).index_select(0, s_idx)
-        flat.index_copy_(0, rows, (perm + delta).clamp_(0.0, 1.0))  # NaN (outside the pool) stays NaN
-        self._raise_to_threshold(rows)
-        self._refresh_connected(rows, before=perm)
+        new = (perm + delta).clamp_(0.0, 1.0)  # NaN (outside the pool) stays NaN
+        flat.index_copy_(0, rows, new)
+        if self._raise_to_threshold(rows):
+            new = None  # changed again: re-read
+        self._refresh_connected(rows, before=perm, after=new)
 
-    def _raise_to_threshold(self, rows: torch.Tensor) -> None:
+    def _raise_to_threshold(self, rows: torch.Tensor) -> bool:
         """htm.core raisePermanencesToThreshold(stimulus_threshold) on the given columns (flat
-        stream·columns + column ids)."""
+        stream·columns + column ids); whether anything changed."""
         th = self.stimulus_threshold
         if th <= 0:
-            return
+            return False
         flat = self.permanence.view(-1, self.input_size)
         perm = flat.index_select(0, rows)
         pot = ~torch.isnan(perm)
@@ -277,22 +279,24 @@ class SpatialPooler(nn.Module):
         k = torch.clamp(pot.sum(-1), max=th)
         need = (n_conn < th) & (k > 0)
         if not bool(need.any()):
-            return
+            return False
         ranked = torch.sort(perm.nan_to_num(-1.0), dim=-1, descending=True).values
         kth = ranked.gather(-1, (k - 1).clamp(min=0)[..., None])[..., 0]
         inc = torch.where(need, self._connected - kth, torch.zeros((), device=perm.device)).clamp(min=0.0)
         flat.index_copy_(0, rows, (perm + inc[..., None]).clamp(0.0, 1.0))
+        return True
 
-    def _refresh_connected(self, rows=None, before=None) -> None:
+    def _refresh_connected(self, rows=None, before=None, after=None) -> None:
         """Bring the input-major connected mask up to date: all of it, or the given columns (flat
-        ids); with ``before`` (their previous permanences) only the synapses that crossed."""
+        ids); with ``before`` (their previous permanences) only the synapses that crossed; ``after``
+        saves re-reading their current permanences."""
         thr = self._connected
         C, I = self.num_columns, self.input_size
         if rows is None:
             conn = self.permanence >= thr
             self.connected_t[:-1] = conn.transpose(1, 2).reshape(-1, C).to(torch.uint8)
             return
-        now = self.permanence.view(-1, I).index_select(0, rows) >= thr
+        now = (self.permanence.view(-1, I).index_select(0, rows) if after is None else after) >= thr
         if before is not None:
             r, i = (now != (before >= thr)).nonzero(as_tuple=True)
         else:
@@ -316,8 +320,9 @@ class SpatialPooler(nn.Module):
         rows = weak.nonzero().squeeze(1)
         flat = self.permanence.view(-1, self.input_size)
         perm = flat.index_select(0, rows)
-        flat.index_copy_(0, rows, (perm + self.syn_perm_below_stimulus_inc).clamp(0.0, 1.0))
-        self._refresh_connected(rows, before=perm)
+        new = (perm + self.syn_perm_below_stimulus_inc).clamp(0.0, 1.0)
+        flat.index_copy_(0, rows, new)
+        self._refresh_connected(rows, before=perm, after=new)
 
     def _neighbourhood_reduce(self, values: torch.Tensor, op: str) -> torch.Tensor:
         """max or mean of ``values`` [S, C] over each column's neighbourhood, centre included."""

@@ -8,8 +8,9 @@ dec 0.0005, no boosting) and a temporal memory (32 cells/column, initial permane
 connected 0.2, 20 new synapses, inc/dec 0.1, 128 segments/cell, 32 synapses/segment; activation 10
 and minThreshold 8 instead of NuPIC's 13/10, see :class:`DetectorConfig`). The TM's raw anomaly
 goes through the anomaly likelihood (learning and estimation periods split from each series'
-probationary period, min(15% of its rows, 750)) and the reported score is the log-likelihood; a value outside the range seen so far ± 5% ("spatial anomaly",
-as NuPIC's and htm.core's NAB detectors do) scores 1.
+probationary period, min(15% of its rows, 750)) and the reported score is the log-likelihood; a
+value outside the range seen so far ± 5% ("spatial anomaly", as NuPIC's and htm.core's NAB detectors
+do) scores 1.
 
 All series run together: row ``t`` of every series is one step of the batch. Shorter series are
 padded; once a series has ended its stream gets an empty input and no active columns, so its TM

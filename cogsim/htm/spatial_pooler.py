@@ -372,6 +372,15 @@ class SpatialPooler(nn.Module):
             self.min_overlap_duty = self.min_pct_overlap_duty_cycle * self._neighbourhood_reduce(
                 self.overlap_duty, "max")
 
+    def _apply(self, fn, recurse=True):
+        # follow device moves only: permanences keep float32 under .half() etc.
+        dev = fn(torch.zeros((), device=self.device)).device
+        for name, buf in self._buffers.items():
+            if buf is not None and buf.device != dev:
+                self._buffers[name] = buf.to(dev)
+        self.overlaps = self.overlaps.to(dev)
+        return self
+
     def _load_from_state_dict(self, *args, **kwargs):
         super()._load_from_state_dict(*args, **kwargs)
         self._refresh_connected()

@@ -27,12 +27,15 @@ single-stream TM built with ``seed + s`` fed the same inputs, exactly. (htm.core
 comparator falls back to the lowest index on ties despite its shuffle; we keep the intended random
 tie-break.) Numbers therefore match htm.core in distribution, not draw for draw.
 
-Storage (speed is the point): a segment pool per stream that grows (×1.5) —
-``seg_*`` [streams·capacity], synapse rows ``syn_pre`` (presynaptic cell, −1 = empty, int32) and
-``syn_perm`` (float32) of shape [streams·capacity, width], the width growing on demand up to
-``max_synapses_per_segment`` — plus a presynaptic index (``segment_index``) that finds candidate
-segments from the active cells in O(synapses on active cells), as htm.core's presynaptic maps do.
-Predictions for the next step are computed at the end of ``compute`` (``predictive_cells``).
+Storage (speed is the point): a segment pool per stream that grows (×1.5, compacted when many
+segments died) — ``seg_*`` [streams·capacity], synapse rows ``syn_pre`` (global presynaptic cell id,
+int32, padded with a sentinel cell that is never active) and ``syn_perm`` (float32) of shape
+[streams·capacity, width], the width growing on demand up to ``max_synapses_per_segment`` — plus a
+presynaptic index (``segment_index``) that finds candidate segments from the active cells in
+O(synapses on active cells), as htm.core's presynaptic maps do. Candidates are then counted
+exactly from their rows; that count also serves the next step's learning. Predictions for the next
+step are computed at the end of ``compute`` (``predictive_cells``). The state follows the module
+across devices but never changes dtype (``.half()`` leaves permanences in float32).
 """
 from __future__ import annotations
 
@@ -768,9 +771,14 @@ class TemporalMemory(nn.Module):
         module._dendrites()
 
     def _apply(self, fn, recurse=True):
-        moved = super()._apply(fn, recurse)
-        if self._index is not None and self._index.device != self.device:
-            self._clear_sequence_state()
-            self._rebuild_index()
-            self._dendrites()
-        return moved
+        # follow device moves only: permanences and counters keep their dtypes under .half() etc.
+        dev = fn(torch.zeros((), device=self.device)).device
+        if dev != self.device:
+            for name, buf in self._buffers.items():
+                if buf is not None:
+                    self._buffers[name] = buf.to(dev)
+            if self._index is not None:
+                self._clear_sequence_state()
+                self._rebuild_index()
+                self._dendrites()
+        return self

@@ -222,3 +222,15 @@ def test_bad_input_shape_is_rejected():
         tm.compute(torch.zeros(1, C, dtype=torch.bool))
     with pytest.raises(ValueError, match="min_threshold"):
         TemporalMemory(8, min_threshold=5, activation_threshold=3)
+
+
+def test_dtype_conversions_leave_the_memory_exact():
+    tm = _tm()
+    abcd = _codes(4)
+    for i in range(8):
+        tm.compute(abcd[i % 4])
+    before = tm.syn_perm.clone()
+    tm.half()
+    assert tm.syn_perm.dtype == torch.float32 and torch.equal(tm.syn_perm, before)
+    tm.to("cpu")
+    tm.compute(abcd[0])

@@ -3,7 +3,7 @@
 - hashing: cogsim's torch hash vs the loop-by-loop NumPy reference (``cogsim.bench.engram_hash``,
   bit-exact check included), and the hash of one training batch as a share of a training step;
 - gather: unique-row gather from the table at the default row size vs ``copy_`` of a contiguous
-  buffer of the same bytes (memory-copy bandwidth of this machine);
+  buffer of the same bytes, both cache-warm (one buffer) and from memory (rotated buffers);
 - step: a training step (embedding → engram → linear head, AdamW + the row-wise sparse step) with
   ``host`` and ``mmap`` tables, rows prefetched in the background for the next batch, vs the same
   model with a ``device`` table gathered synchronously, timed interleaved (A B A B …).
@@ -86,9 +86,10 @@ def _row(part: str, what: str, ms: float, baseline: str, baseline_ms: float, rat
 
 
 def _print(row: dict) -> None:
-    print(f"  {row['part']:8s} {row['what']:34s} {row['ms']:9.3f} ms  vs {row['baseline']:26s} "
-          f"{row['baseline_ms']:9.3f} ms  ratio {row['ratio']:7.3f}  goal {row['goal']:10s} "
-          f"{'ok' if row['ok'] else 'MISSED'}" + (f"  ({row['note']})" if row["note"] else ""))
+    what = f"{row['what']} ({row['threads']} thr)"
+    print(f"  {row['part']:8s} {what:40s} {row['ms']:9.3f} ms  vs {row['baseline']:24s} "
+          f"{row['baseline_ms']:9.3f} ms  ratio {row['ratio']:7.3f}  goal {row['goal']:8s} "
+          f"{'ok' if row['ok'] else 'MISSED'}" + (f"  ({row['note']})" if row.get("note") else ""))
 
 
 def bench_hash(args, step_ms: float | None, config: str) -> list[dict]:
@@ -99,11 +100,11 @@ def bench_hash(args, step_ms: float | None, config: str) -> list[dict]:
         print("  hashing: cogsim.bench.engram_hash is not available; NumPy comparison skipped")
         bench_hashing = None
     if bench_hashing is not None:
-        wanted = {"batch": args.batch, "seq_len": args.seq_len, "repeat": args.repeat, "vocab_size": args.vocab}
+        wanted = {"batch": args.batch, "seq_len": args.seq_len, "repeat": args.repeat}
         accepted = inspect.signature(bench_hashing).parameters
-        for r in bench_hashing(**{k: v for k, v in wanted.items() if k in accepted}):
-            print("  hashing " + ", ".join(f"{k}={v}" for k, v in r.items()))
+        for r in bench_hashing(**{k: v for k, v in wanted.items() if k in accepted}):  # the demo's config
             rows.append({"target": "engram", "part": "hashing", **r})
+            _print(rows[-1])
     if step_ms is not None:
         model = BenchLM(args.vocab, args.d_model, args.seq_len)
         ids = torch.randint(0, args.vocab, (args.batch, args.seq_len))
@@ -116,22 +117,46 @@ def bench_hash(args, step_ms: float | None, config: str) -> list[dict]:
 
 
 def bench_gather(args, config: str) -> list[dict]:
+    """Unique rows of a batch gathered from the host table into a staging buffer, batches in turn
+    (as training does), vs ``copy_`` of a contiguous buffer of the same bytes: the same source every
+    time (the literal memcpy, cache-warm) and sources rotated over more bytes than the last-level
+    cache (memory bandwidth). Both on one thread, as the prefetcher gathers on one thread."""
     model = BenchLM(args.vocab, args.d_model, args.seq_len, placement="host")
     table = model.engram.table
-    ids = torch.randint(0, args.vocab, (args.batch, args.seq_len))
-    rows_idx = model.engram.prefetcher.fetch(ids, "cpu").rows
-    staging = torch.empty(len(rows_idx), table.dim)
-    source = torch.randn(len(rows_idx), table.dim)
-    gather_s, copy_s = time_pair(lambda: table.read(rows_idx, out=staging), lambda: staging.copy_(source),
-                                 repeat=args.repeat)
+    fetches = [model.engram.prefetcher.fetch(torch.randint(0, args.vocab, (args.batch, args.seq_len)), "cpu").rows
+               for _ in range(8)]
+    n = min(len(r) for r in fetches)
+    fetches = [r[:n] for r in fetches]
+    staging = torch.empty(n, table.dim)
     nbytes = staging.numel() * 4
-    frac = copy_s / gather_s  # gather bandwidth / memcpy bandwidth
-    row = _row("gather", f"{len(rows_idx)} rows × {table.dim * 4} B", gather_s * 1e3, "copy_ same bytes",
-               copy_s * 1e3, frac, ">= 0.5", frac >= 0.5, config,
-               f"gather {nbytes / gather_s / 1e9:.2f} GB/s, memcpy {nbytes / copy_s / 1e9:.2f} GB/s, "
-               f"table {table.table_bytes / 2**20:.0f} MiB")
-    _print(row)
-    return [row]
+    sources = [torch.randn(n, table.dim) for _ in range(max(2, (256 << 20) // nbytes))]  # > any LLC here
+    turn = [0]
+
+    def gather():
+        turn[0] += 1
+        table.read(fetches[turn[0] % len(fetches)], out=staging)
+
+    def copy_cold():
+        turn[0] += 1
+        staging.copy_(sources[turn[0] % len(sources)])
+
+    rows = []
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # the gather runs on the one prefetch thread: compare one core with one core
+    try:
+        pairs = [(what, time_pair(gather, copy_fn, repeat=max(args.repeat, 30), warmup=3))
+                 for what, copy_fn in (("copy_ same buffer (warm)", lambda: staging.copy_(sources[0])),
+                                       ("copy_ rotated (from DRAM)", copy_cold))]
+    finally:
+        torch.set_num_threads(previous)
+    for what, (gather_s, copy_s) in pairs:
+        frac = copy_s / gather_s  # gather bandwidth / memcpy bandwidth
+        rows.append(_row("gather", f"{n} rows x {table.dim * 4} B", gather_s * 1e3, what, copy_s * 1e3, frac,
+                         ">= 0.5", frac >= 0.5, config,
+                         f"gather {nbytes / gather_s / 1e9:.2f} GB/s, copy {nbytes / copy_s / 1e9:.2f} GB/s, "
+                         f"table {table.table_bytes / 2**20:.0f} MiB, 1 thread"))
+        _print(rows[-1])
+    return rows
 
 
 def bench_step(args, config: str) -> tuple[list[dict], float]:

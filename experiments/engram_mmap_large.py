@@ -82,7 +82,7 @@ def train_tables(args, large_rows: int, folder: Path) -> list[dict]:
             "first_step_ms": round(times[0] * 1e3, 2), "median_step_ms": round(statistics.median(timed) * 1e3, 2),
             "p90_step_ms": round(sorted(timed)[max(0, math.ceil(0.9 * len(timed)) - 1)] * 1e3, 2),
             "loss_first": round(run["losses"][0], 4), "loss_last": round(run["losses"][-1], 4),
-            "file_allocated": format_bytes(sum(_allocated(Path(f"{run['path']}{s}")) for s in ("", ".state")))
+            "file_allocated": format_bytes(_allocated(run["path"]))
             if run["placement"] == "mmap" else "",
             "rss_anon": format_bytes(rss_anon()), "prefetcher": str(run["model"].engram.prefetcher.stats)})
         run["model"].engram.close()

@@ -82,6 +82,40 @@ def init_rows(seed: int, idx: torch.Tensor, dim: int, std: float = 1.0) -> torch
     return torch.from_numpy(np.ascontiguousarray(z)).to(idx.device)
 
 
+# ---- host memory ----------------------------------------------------------------------------
+_HUGE_PAGE = 2 << 20
+
+
+def host_empty(shape: tuple[int, int], pin: bool = False) -> torch.Tensor:
+    """An uninitialised float32 host tensor. Pinned when asked (CUDA copies); otherwise large ones
+    are backed by transparent huge pages where the kernel offers them: random row gathers from a big
+    table miss the TLB on almost every row with 4 KiB pages."""
+    nbytes = shape[0] * shape[1] * 4
+    if pin or nbytes < 4 * _HUGE_PAGE or not hasattr(_mmap, "MADV_HUGEPAGE"):
+        return torch.empty(shape, pin_memory=pin)
+    region = _mmap.mmap(-1, nbytes, flags=_mmap.MAP_PRIVATE | _mmap.MAP_ANONYMOUS)
+    try:
+        region.madvise(_mmap.MADV_HUGEPAGE)
+    except OSError:
+        pass
+    return torch.frombuffer(region, dtype=torch.float32, count=shape[0] * shape[1]).view(shape)
+
+
+def gather_rows(weight: torch.Tensor, idx: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``weight[idx]`` into ``out``. On the CPU rows are copied as 16-byte elements where the layout
+    allows (fewer, wider element copies: measurably faster gathers of 256-byte rows)."""
+    if out is None:
+        out = torch.empty(len(idx), weight.shape[1], dtype=weight.dtype, device=weight.device)
+    wide = (weight.device.type == "cpu" and weight.dtype == torch.float32 and weight.shape[1] % 4 == 0
+            and weight.is_contiguous() and out.is_contiguous() and weight.data_ptr() % 16 == 0
+            and out.data_ptr() % 16 == 0)
+    if wide:
+        torch.index_select(weight.view(torch.complex128), 0, idx, out=out.view(torch.complex128))
+    else:
+        torch.index_select(weight, 0, idx, out=out)
+    return out
+
+
 # ---- free memory / disk ---------------------------------------------------------------------
 def format_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
@@ -156,12 +190,12 @@ class EngramTable(nn.Module):
         if placement == "device":
             check_fits(self.nbytes, placement, what)
             self.register_buffer("weight", self._initial_rows(), persistent=True)
-            self.register_buffer("opt_state", torch.zeros(self.rows, STATE_SLOTS), persistent=False)
+            self.register_buffer("opt_state", host_empty((self.rows, STATE_SLOTS)).zero_(), persistent=False)
         elif placement == "host":
             check_fits(self.nbytes, placement, what)
             pin = torch.cuda.is_available()
             self._weight = self._initial_rows(pin)
-            self._state = torch.zeros(self.rows, STATE_SLOTS, pin_memory=pin)
+            self._state = host_empty((self.rows, STATE_SLOTS), pin).zero_()
         else:  # checked again when the file is created (the storage directory may change)
             check_fits(self.nbytes, placement, what, path=self.path or Path(tempfile.gettempdir()) / "x")
 
@@ -206,7 +240,7 @@ class EngramTable(nn.Module):
             self._temp_cleanup = None
             new = self.path
             new.parent.mkdir(parents=True, exist_ok=True)
-            for suffix in ("", ".state", ".json"):
+            for suffix in ("", ".json"):
                 shutil.move(f"{old}{suffix}", f"{new}{suffix}")
             self._open_files(new, create=False)
 
@@ -215,7 +249,7 @@ class EngramTable(nn.Module):
         return {key: self.nbytes}
 
     def _initial_rows(self, pin: bool = False) -> torch.Tensor:
-        out = torch.empty(self.rows, self.dim, pin_memory=pin)
+        out = host_empty((self.rows, self.dim), pin)
         step = max(1, _INIT_CHUNK_ELEMS // self.dim)
         for start in range(0, self.rows, step):
             idx = torch.arange(start, min(start + step, self.rows))
@@ -224,7 +258,8 @@ class EngramTable(nn.Module):
 
     # ---- mmap files ----
     def _meta(self) -> dict:
-        return {"format": "cogsim-engram-table", "version": 1, "rows": self.rows, "dim": self.dim,
+        return {"format": "cogsim-engram-table", "version": 2, "layout": "row values then state, per row",
+                "rows": self.rows, "dim": self.dim,
                 "state_slots": STATE_SLOTS, "seed": self.seed, "std": self.std}
 
     def _write_meta(self, dirty: bool) -> None:
@@ -234,16 +269,17 @@ class EngramTable(nn.Module):
         os.replace(tmp, path)
 
     def _open_files(self, path: Path, create: bool) -> None:
-        mode = "w+" if create else "r+"
-        maps = [np.memmap(path, dtype=np.float32, mode=mode, shape=(self.rows, self.dim)),
-                np.memmap(f"{path}.state", dtype=np.float32, mode=mode, shape=(self.rows, STATE_SLOTS))]
-        for m in maps:  # rows are read at random: page read-ahead only wastes I/O
-            try:
-                m._mmap.madvise(_mmap.MADV_RANDOM)
-            except (AttributeError, OSError, ValueError):
-                pass
-        self._maps = maps
-        self._weight, self._state = torch.from_numpy(maps[0]), torch.from_numpy(maps[1])
+        """One record per row: its ``dim`` values then its optimizer state, so touching a row
+        touches one page of the file, not two."""
+        records = np.memmap(path, dtype=np.float32, mode="w+" if create else "r+",
+                            shape=(self.rows, self.dim + STATE_SLOTS))
+        try:  # rows are read at random: page read-ahead only wastes I/O
+            records._mmap.madvise(_mmap.MADV_RANDOM)
+        except (AttributeError, OSError, ValueError):
+            pass
+        self._maps = [records]
+        both = torch.from_numpy(records)
+        self._weight, self._state = both[:, : self.dim], both[:, self.dim:]
 
     def _close_maps(self) -> None:
         self._weight = self._state = None
@@ -264,7 +300,7 @@ class EngramTable(nn.Module):
                 path = Path(name)
                 self._temp_cleanup = weakref.finalize(self, _remove_files, str(path))
             path.parent.mkdir(parents=True, exist_ok=True)
-            reusable = sum(_allocated(Path(f"{path}{s}")) for s in ("", ".state"))
+            reusable = _allocated(path)
             check_fits(self.nbytes, "mmap", self.what, path=path, reusable=reusable)
             self._generation = 0
             self._open_files(path, create=True)  # a fresh (sparse) file: every row uninitialised
@@ -294,7 +330,7 @@ class EngramTable(nn.Module):
         """Rows ``idx`` (long, on :attr:`device`) as [len(idx), dim]; ``out`` may be a staging buffer."""
         with self._lock:
             weight, state = self._tensors()
-            out = torch.index_select(weight, 0, idx, out=out) if out is not None else weight.index_select(0, idx)
+            out = gather_rows(weight, idx, out)
             if self.placement == "mmap":  # rows never written still hold the file's zeros
                 fresh = state.index_select(0, idx)[:, COUNT] == 0
                 if bool(fresh.any()):
@@ -408,6 +444,8 @@ class EngramTable(nn.Module):
         if not meta_path.exists():
             raise CogsimError(f"{self.what}: mmap table file {path} referenced by the checkpoint does not exist")
         meta = json.loads(meta_path.read_text())
+        if meta.get("format") != "cogsim-engram-table" or meta.get("version") != 2:
+            raise CogsimError(f"{self.what}: {path} is not an mmap table file this version of cogsim reads")
         if shape != (self.rows, self.dim) or (meta["rows"], meta["dim"], meta["seed"]) != (self.rows, self.dim, self.seed):
             raise CogsimError(f"{self.what}: mmap table {path} holds {meta['rows']}×{meta['dim']} rows with seed "
                               f"{meta['seed']}, this layer needs {self.rows}×{self.dim} with seed {self.seed}")
@@ -483,7 +521,7 @@ def _allocated(path: Path) -> int:
 
 
 def _remove_files(path: str) -> None:
-    for suffix in ("", ".state", ".json", ".undo", ".json.tmp"):
+    for suffix in ("", ".json", ".undo", ".json.tmp"):
         try:
             os.remove(f"{path}{suffix}")
         except OSError:

@@ -18,7 +18,6 @@ from rich.table import Table
 from cogsim.commands.common import console
 from cogsim.errors import CogsimError
 from cogsim.evaluate import ablation as ab
-from cogsim.train.trainer import Progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", help="also copy the tables and the figure into this folder (default: the "
                                           "suite's 'results' when the suite runs exactly as written)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    parser.add_argument("--jobs", type=int, help="runs trained at once, in worker processes with cpu_count/jobs "
+                                                 "torch threads each (default: the suite's jobs, else 1)")
     parser.add_argument("--list", action="store_true", help="list the variants and runs, train nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
 
@@ -62,37 +63,39 @@ def _seeds(text: str | None, default: list[int]) -> list[int]:
 def _progress(quiet: bool) -> tuple[ab.SuiteProgress, Bar | None]:
     if quiet:
         return ab.SuiteProgress(), None
-    con = console()
-    bar = Bar(TextColumn("[bold]{task.description:<26}"), BarColumn(), MofNCompleteColumn(),
+    bar = Bar(TextColumn("[bold]{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
               TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-              console=con, transient=False)
-    state = {"last": 0, "run": None, "index": 0, "runs": 0}
+              console=console(), transient=False)
+    runs: dict[str, tuple[int, int]] = {}  # key → (bar task, last step counted)
+    state = {"started": 0, "done": 0, "runs": 0}
 
-    def suite_start(runs, steps):
-        state["runs"] = runs
+    def suite_start(count, steps):
+        state["runs"] = count
         bar.start()
-        state["suite"] = bar.add_task("suite", total=max(steps, 1), info=f"{runs} runs to train")
+        state["suite"] = bar.add_task("suite", total=max(steps, 1), info=f"{count} runs to train")
 
-    def run_start(variant, seed, start, steps):
-        state["index"] += 1
-        state["last"] = start
-        if state["run"] is not None:
-            bar.remove_task(state["run"])
-        state["run"] = bar.add_task(f"{variant} seed {seed}", total=steps, completed=start, info="")
-        bar.update(state["suite"], info=f"run {state['index']}/{state['runs']}")
+    def run_start(key, start, steps):
+        state["started"] += 1
+        runs[key] = (bar.add_task(key, total=steps, completed=start, info=""), start)
 
-    def on_step(step, loss, tps):
-        bar.advance(state["suite"], step - state["last"])
-        state["last"] = step
-        bar.update(state["run"], completed=step, info=f"loss {loss:.3f}  {tps:,.0f} tok/s")
+    def run_step(key, step, loss, tps):
+        task, last = runs[key]
+        bar.advance(state["suite"], step - last)
+        runs[key] = (task, step)
+        bar.update(task, completed=step, info=f"loss {loss:.3f}  {tps:,.0f} tok/s")
 
     def run_done(row, skipped):
+        key = f"{row['variant']} seed {row['seed']}"
+        if key in runs:
+            bar.remove_task(runs.pop(key)[0])
+        if not skipped:
+            state["done"] += 1
+            bar.update(state["suite"], info=f"{state['done']}/{state['runs']} runs done")
         probes = "  ".join(f"{m} {row[m]:.3f}" for m in ab.PROBE_METRICS if row.get(m) is not None)
         what = "already done" if skipped else f"{row['seconds']:.0f} s"
-        bar.console.print(f"{row['variant']} seed {row['seed']}: val {row['val_bpb']:.4f} bits/byte  {probes}  ({what})")
+        bar.console.print(f"{key}: val {row['val_bpb']:.4f} bits/byte  {probes}  ({what})")
 
-    trainer = lambda: Progress(on_step=on_step)
-    return ab.SuiteProgress(suite_start, run_start, trainer, run_done), bar
+    return ab.SuiteProgress(suite_start, run_start, run_step, run_done), bar
 
 
 def _table(summary: list[dict], variants: list[str], title: str) -> Table:
@@ -162,11 +165,13 @@ def run(args: argparse.Namespace) -> int:
         con.print(f"{len(variants)} variants × {len(seeds)} seeds = {len(variants) * len(seeds)} runs of "
                   f"{full.train.steps} steps under {out}")
         return 0
-    con.print(f"cogsim ablate: {full.name}, {len(variants)} variants × {len(seeds)} seeds → {out}")
+    jobs = args.jobs or (suite.jobs if suite else 1)
+    con.print(f"cogsim ablate: {full.name}, {len(variants)} variants × {len(seeds)} seeds → {out}"
+              + (f" ({jobs} at a time)" if jobs > 1 else ""))
     progress, bar = _progress(args.quiet)
     t0 = time.perf_counter()
     try:
-        rows = ab.run_suite(variants, seeds, out, device=args.device, progress=progress)
+        rows = ab.run_suite(variants, seeds, out, device=args.device, progress=progress, jobs=jobs)
     finally:
         if bar is not None:
             bar.stop()

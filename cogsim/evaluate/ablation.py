@@ -14,9 +14,14 @@ import csv
 import dataclasses
 import json
 import math
+import multiprocessing
+import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+import torch
 
 from cogsim.errors import CogsimError, SpecError
 from cogsim.evaluate.probes import METRICS as PROBE_METRICS
@@ -143,11 +148,12 @@ def done_steps(run_dir: Path) -> int:
 
 @dataclass
 class SuiteProgress:
-    """Callbacks of the suite runner (all optional): the CLI draws a progress display with them."""
+    """Callbacks of the suite runner (all optional): the CLI draws a progress display with them.
+    ``key`` names a run ("<variant> seed <k>"); with several jobs, runs overlap."""
 
     on_suite_start: Callable[[int, int], None] = lambda runs, pending_steps: None  # runs to train, steps to go
-    on_run_start: Callable[[str, int, int, int], None] = lambda variant, seed, start_step, steps: None
-    trainer: Callable[[], Progress] = Progress  # progress callbacks for each run's Trainer
+    on_run_start: Callable[[str, int, int], None] = lambda key, start_step, steps: None
+    on_run_step: Callable[[str, int, float, float], None] = lambda key, step, loss, tokens_per_s: None
     on_run_done: Callable[[dict, bool], None] = lambda row, skipped: None  # skipped: finished earlier
 
 
@@ -161,30 +167,84 @@ def result_row(variant: str, seed: int, summary: dict) -> dict:
     return row
 
 
+def _train(spec: ArchSpec, run_dir: Path, device: str, key: str, report: Callable[..., None]) -> dict:
+    """One run: resume its checkpoint if there is one; ``report(kind, key, *values)`` tells progress."""
+    start = done_steps(run_dir)
+    report("start", key, start, spec.train.steps)
+    progress = Progress(on_step=lambda step, loss, tps: report("step", key, step, loss, tps))
+    return Trainer(spec, run_dir, device=device, resume=start > 0, progress=progress).train()
+
+
+def _train_in_worker(spec: ArchSpec, run_dir: Path, device: str, key: str, threads: int, queue) -> dict:
+    """Entry point of a worker process (``jobs`` > 1): a fixed torch thread count, progress by queue."""
+    torch.set_num_threads(threads)
+    return _train(spec, run_dir, device, key, lambda *message: queue.put(message))
+
+
+def _relay(message: tuple, progress: SuiteProgress) -> None:
+    kind, key, *values = message
+    (progress.on_run_start if kind == "start" else progress.on_run_step)(key, *values)
+
+
 def run_suite(variants: list[Variant], seeds: list[int], out: Path, device: str = "auto",
-              progress: SuiteProgress | None = None) -> list[dict]:
-    """Train (or pick up) every variant × seed under ``out``; returns one result row per run."""
+              progress: SuiteProgress | None = None, jobs: int = 1) -> list[dict]:
+    """Train (or pick up) every variant × seed under ``out``; returns one result row per run, in
+    variant-then-seed order. ``jobs`` > 1 trains that many runs at once in worker processes with
+    cpu_count // jobs torch threads each (on a CPU, single-thread processes use the cores better
+    than one process with several threads; every run is seeded the same either way)."""
+    if jobs < 1:
+        raise CogsimError(f"--jobs must be at least 1, got {jobs}")
     progress = progress or SuiteProgress()
     out = Path(out)
     plan = []
     for v in variants:
         for seed in seeds:
             spec, run_dir = with_seed(v.spec, seed), run_dir_of(out, v.name, seed)
-            plan.append((v, seed, spec, run_dir, finished_summary(run_dir, spec)))
+            plan.append((v.name, seed, spec, run_dir, finished_summary(run_dir, spec)))
     pending = [p for p in plan if p[4] is None]
     progress.on_suite_start(len(pending), sum(p[2].train.steps - done_steps(p[3]) for p in pending))
-    rows = []
-    for v, seed, spec, run_dir, summary in plan:
-        skipped = summary is not None
-        if not skipped:
-            start = done_steps(run_dir)
-            progress.on_run_start(v.name, seed, start, spec.train.steps)
-            trainer = Trainer(spec, run_dir, device=device, resume=start > 0, progress=progress.trainer())
-            summary = trainer.train()
-        row = result_row(v.name, seed, summary)
-        rows.append(row)
-        progress.on_run_done(row, skipped)
-    return rows
+    summaries: dict[int, dict] = {}
+    for i, (name, seed, _, _, summary) in enumerate(plan):
+        if summary is not None:
+            summaries[i] = summary
+            progress.on_run_done(result_row(name, seed, summary), True)
+    todo = [i for i, p in enumerate(plan) if p[4] is None]
+    if jobs == 1 or len(todo) <= 1:
+        for i in todo:
+            name, seed, spec, run_dir, _ = plan[i]
+            summaries[i] = _train(spec, run_dir, device, f"{name} seed {seed}", lambda *m: _relay(m, progress))
+            progress.on_run_done(result_row(name, seed, summaries[i]), False)
+    else:
+        _run_parallel(plan, todo, device, progress, jobs, summaries)
+    return [result_row(name, seed, summaries[i]) for i, (name, seed, *_rest) in enumerate(plan)]
+
+
+def _run_parallel(plan: list, todo: list[int], device: str, progress: SuiteProgress, jobs: int,
+                  summaries: dict[int, dict]) -> None:
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    ctx = multiprocessing.get_context("spawn")  # no fork after torch has started its thread pools
+    with ctx.Manager() as manager:
+        queue = manager.Queue()
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = {}
+            for i in todo:
+                name, seed, spec, run_dir, _ = plan[i]
+                futures[pool.submit(_train_in_worker, spec, run_dir, device, f"{name} seed {seed}", threads,
+                                    queue)] = i
+            try:
+                waiting = set(futures)
+                while waiting:
+                    done, waiting = wait(waiting, timeout=0.2, return_when=FIRST_COMPLETED)
+                    while not queue.empty():
+                        _relay(queue.get(), progress)
+                    for future in done:
+                        i = futures[future]
+                        summaries[i] = future.result()  # re-raises a worker's error here
+                        progress.on_run_done(result_row(plan[i][0], plan[i][1], summaries[i]), False)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
 
 
 def summarize(rows: list[dict], variants: list[str], metrics=METRICS, confidence: float = 0.95) -> list[dict]:
@@ -298,9 +358,10 @@ class Suite:
     out: str | None = None
     results: str | None = None
     description: str = ""
+    jobs: int = 1
 
 
-SUITE_KEYS = {"architecture", "seeds", "variants", "steps", "set", "out", "results", "description"}
+SUITE_KEYS = {"architecture", "seeds", "variants", "steps", "set", "out", "results", "description", "jobs"}
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -337,11 +398,14 @@ def load_suite(path: str | Path) -> Suite:
         raise SpecError("'set' must be a mapping of key.path: value (like --set)", file, line_of(raw, "set"))
     for key, value in sets.items():
         overrides.append(f"{key}={json.dumps(_plain(value))}")
+    jobs = raw.get("jobs", 1)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise SpecError(f"'jobs' must be a positive integer, got {jobs!r}", file, line_of(raw, "jobs"))
     for key in ("out", "results", "description"):
         if key in raw and not isinstance(raw[key], str):
             raise SpecError(f"'{key}' must be a string, got {raw[key]!r}", file, line_of(raw, key))
     return Suite(file, raw["architecture"], seeds, variants, overrides, raw.get("out"), raw.get("results"),
-                 raw.get("description", ""))
+                 raw.get("description", ""), jobs)
 
 
 __all__ = ["ENGRAM_MIN", "FULL", "METRICS", "PLAIN", "RUN_COLUMNS", "SUMMARY_COLUMNS", "Suite", "SuiteProgress",

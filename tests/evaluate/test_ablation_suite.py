@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 
 import matplotlib.image as mpimg
 import pytest
+import torch
 
 from cogsim.cli import main
 from cogsim.evaluate import ablation as ab
@@ -115,3 +117,24 @@ def test_suite_file_sets_the_budget_of_every_variant(write_arch, capsys):
     assert main(["ablate", "--suite", str(suite), "--list"]) == 0
     assert "2 variants × 2 seeds = 4 runs of 7 steps" in capsys.readouterr().out
     assert math.isclose(ab.with_seed(variants[0].spec, 5).train.seed, 5)
+
+
+def test_parallel_jobs_give_the_numbers_of_single_thread_sequential_runs(write_arch, tiny_corpus, tmp_path):
+    variants = ab.make_variants(write_arch(ENGRAM_ONLY), [f"data.path={tiny_corpus}"], ["plain"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each of 2 workers uses on a 2-core machine
+    try:
+        sequential = ab.run_suite(variants, [0], tmp_path / "seq", device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    seen = []
+    progress = ab.SuiteProgress(on_run_start=lambda key, start, steps: seen.append((key, start, steps)))
+    parallel = ab.run_suite(variants, [0], tmp_path / "par", device="cpu", progress=progress,
+                            jobs=2)
+    assert sorted(seen) == [("full seed 0", 0, 2), ("plain seed 0", 0, 2)]
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("run_dir", "seconds")} for r in rows]
+    if (os.cpu_count() or 1) // 2 == 1:
+        assert strip(parallel) == strip(sequential)
+    else:  # more cores: workers use more threads, equal up to float reduction order
+        for a, b in zip(parallel, sequential):
+            assert a["val_bpb"] == pytest.approx(b["val_bpb"], rel=1e-4)

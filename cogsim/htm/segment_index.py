@@ -7,9 +7,10 @@ leave stale entries behind, which only ever over-count, so the temporal memory t
 a candidate filter and recounts candidates exactly from the synapse rows; a rebuild drops the
 stale entries.
 
-Layout: entries (int32 segment slots) live in blocks of ``BLOCK`` in one pool; ``table[cell]`` lists
-the cell's block ids and ``blocks[cell]`` how many it has. Unused entries hold ``dummy`` (a slot that
-is never a segment), so a lookup is a masked gather of whole blocks.
+Layout: entries (int32 segment slots) live in blocks of ``BLOCK`` in one pool; ``table[cell]`` holds
+the cell's number of blocks followed by their ids (one row read per cell: the table is large and
+cells are read at random). Unused entries hold ``dummy`` (a slot that is never a segment), so a
+lookup is a masked gather of whole blocks.
 """
 from __future__ import annotations
 
@@ -27,23 +28,23 @@ class SegmentIndex:
         self.device = device
         self.dummy = dummy
         self.length = torch.zeros(num_cells, dtype=torch.int32, device=device)
-        self.blocks = torch.zeros(num_cells, dtype=torch.int32, device=device)
-        self.table = torch.zeros((num_cells, 1), dtype=torch.int32, device=device)
+        self.table = torch.zeros((num_cells, 2), dtype=torch.int32, device=device)  # [count, ids...]
         self.pool = torch.full((64, BLOCK), dummy, dtype=torch.int32, device=device)
         self.blocks_used = 0
         self.entries = 0  # appended since construction (live + stale)
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.length, self.blocks, self.table, self.pool))
+        return sum(t.numel() * t.element_size() for t in (self.length, self.table, self.pool))
 
     def lookup(self, cells: torch.Tensor) -> torch.Tensor:
         """All entries (segment slots, int32, padded with ``dummy``) of the given cells (int64)."""
-        nblk = self.blocks.index_select(0, cells)
+        rows = self.table.index_select(0, cells)
+        nblk = rows[:, 0]
         width = int(nblk.max()) if cells.numel() else 0
         if width == 0:
             return torch.empty(0, dtype=torch.int32, device=self.device)
-        rows = self.table.index_select(0, cells)[:, :width]
-        ids = rows.masked_select(torch.arange(width, device=self.device, dtype=torch.int32) < nblk[:, None])
+        ids = rows[:, 1:width + 1].masked_select(
+            torch.arange(width, device=self.device, dtype=torch.int32) < nblk[:, None])
         return self.pool.index_select(0, ids).view(-1)
 
     def append(self, cells: torch.Tensor, slots: torch.Tensor) -> None:
@@ -62,17 +63,18 @@ class SegmentIndex:
         off = pos & (BLOCK - 1)
         fresh = (off == 0).nonzero().squeeze(1)
         if fresh.numel():
-            width = int(blk.max()) + 1
+            width = int(blk.max()) + 2
             self._reserve(self.blocks_used + fresh.numel(), width)
             ids = torch.arange(self.blocks_used, self.blocks_used + fresh.numel(), device=dev, dtype=torch.int32)
             stride = self.table.shape[1]
-            self.table.view(-1)[cells.index_select(0, fresh).long() * stride + blk.index_select(0, fresh)] = ids
+            self.table.view(-1)[cells.index_select(0, fresh).long() * stride + 1 + blk.index_select(0, fresh)] = ids
             self.blocks_used += fresh.numel()
         stride = self.table.shape[1]
-        block_ids = self.table.view(-1).index_select(0, cells.long() * stride + blk)
+        block_ids = self.table.view(-1).index_select(0, cells.long() * stride + 1 + blk)
         self.pool.view(-1)[(block_ids.long() << _SHIFT) + off] = slots.to(torch.int32)
         self.length.index_add_(0, uniq, counts.to(torch.int32))
-        self.blocks.index_copy_(0, uniq.long(), (self.length.index_select(0, uniq) + BLOCK - 1) >> _SHIFT)
+        uniq = uniq.long()
+        self.table.view(-1)[uniq * stride] = (self.length.index_select(0, uniq) + BLOCK - 1) >> _SHIFT
         self.entries += n
 
     def _reserve(self, blocks: int, width: int) -> None:

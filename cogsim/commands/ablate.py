@@ -187,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
     from cogsim.viz.ablation import plot_ablation
 
     files.append(plot_ablation(summary, rows, out / "ablation.png",
-                               f"{full.name}: memory ablations, {len(seeds)} seeds × {full.train.steps} steps"))
+                               f"{full.name}: memory ablations, {len(seeds)} seed{'s' if len(seeds) > 1 else ''} × "
+                               f"{full.train.steps} steps"))
     con.print(_table(summary, names, f"ablation: {full.name} ({len(seeds)} seeds; Δ = variant − full, 95% CI)"))
     # the suite's results folder holds the standard suite's tables: only a run of exactly that suite
     # (no option changing output, variants, seeds or budget) writes there; --results always does

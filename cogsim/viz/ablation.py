@@ -54,10 +54,14 @@ def plot_ablation(summary: list[dict], rows: list[dict], path: str | Path, title
                 color = COLORS["unclear"]
             xerr = [[d - lo], [hi - d]] if _finite(lo) else None
             ax_diff.errorbar(d, y, xerr=xerr, fmt="o", ms=6, color=color, capsize=4, lw=1.6, zorder=3)
+            digits = 4 if metric == "val_bpb" else 3
+            text = f"{d:+.{digits}f}" + (f" [{lo:+.{digits}f}, {hi:+.{digits}f}]" if _finite(lo) else "")
+            ax_diff.annotate(text, (d, y), xytext=(0, 6), textcoords="offset points", ha="center",
+                             va="bottom", fontsize=7.5, color=color)
         ax_diff.axvline(0.0, color="#1f4e9a", lw=1, ls="--", zorder=1)
         for ax in (ax_abs, ax_diff):
             ax.set_yticks(list(ys.values()), list(ys.keys()))
-            ax.set_ylim(-0.6, len(variants) - 0.4)
+            ax.set_ylim(-0.6, len(variants) - 0.25)
             ax.grid(axis="x", alpha=0.3)
         arrow = "higher is better" if better == "higher" else "lower is better"
         ax_abs.set_title(f"{LABELS.get(metric, metric)} — {arrow}", fontsize=10, loc="left")

@@ -36,9 +36,9 @@ from cogsim.train.trainer import Progress, Trainer
 FULL, PLAIN, ENGRAM_MIN = "full", "plain", "engram_min"
 #: (metric, direction): +1 higher is better, −1 lower is better
 METRICS: tuple[tuple[str, int], ...] = (("val_bpb", -1), *((m, +1) for m in PROBE_METRICS))
-LABELS = {"val_bpb": "val bits/byte", "recall": "fact recall", "needle": "needle (multi-query)",
-          "vartrack": "variable tracking", "anomaly_lm": "anomaly AUC (LM surprisal)",
-          "anomaly_htm": "anomaly AUC (HTM)"}
+LABELS = {"val_bpb": "validation bits/byte", "recall": "fact recall (accuracy)",
+          "needle": "needle, multi-query (accuracy)", "vartrack": "variable tracking (accuracy)",
+          "anomaly_lm": "anomaly AUC, LM surprisal", "anomaly_htm": "anomaly AUC, HTM signal"}
 
 
 @dataclass
@@ -118,7 +118,7 @@ def finished_summary(run_dir: Path, spec: ArchSpec) -> dict | None:
     saved = load_yaml(config_path)
     now = spec.resolved()
     strip = lambda c: {**c, "train": {k: v for k, v in dict(c.get("train", {})).items() if k != "steps"}}
-    if not _same_config(strip(_plain(saved)), strip(now)):
+    if not _same_config(strip(saved), strip(now)):
         raise CogsimError(f"{run_dir} holds a run of a different configuration; choose another --out "
                           "or remove that folder")
     if not summary_path.exists():
@@ -130,14 +130,6 @@ def finished_summary(run_dir: Path, spec: ArchSpec) -> dict | None:
     if summary.get("steps") != spec.train.steps or (spec.data.probe_count > 0 and "probes" not in summary):
         return None
     return summary
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def done_steps(run_dir: Path) -> int:
@@ -397,7 +389,7 @@ def load_suite(path: str | Path) -> Suite:
     if not isinstance(sets, dict):
         raise SpecError("'set' must be a mapping of key.path: value (like --set)", file, line_of(raw, "set"))
     for key, value in sets.items():
-        overrides.append(f"{key}={json.dumps(_plain(value))}")
+        overrides.append(f"{key}={json.dumps(value)}")
     jobs = raw.get("jobs", 1)
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise SpecError(f"'jobs' must be a positive integer, got {jobs!r}", file, line_of(raw, "jobs"))

@@ -11,10 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-FULL = "full"
-LABELS = {"val_bpb": "validation bits/byte", "recall": "fact recall (accuracy)", "needle": "needle, multi-query (accuracy)",
-          "vartrack": "variable tracking (accuracy)", "anomaly_lm": "anomaly AUC, LM surprisal",
-          "anomaly_htm": "anomaly AUC, HTM signal"}
+from cogsim.evaluate.ablation import FULL, LABELS  # noqa: E402
+
 COLORS = {"better": "#2e7d32", "worse": "#c62828", "unclear": "#757575", "full": "#1f4e9a", "variant": "#424242"}
 
 

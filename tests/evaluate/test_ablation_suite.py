@@ -78,7 +78,7 @@ def test_ablate_two_seeds_tables_figure_and_resume(write_arch, tiny_corpus, tmp_
     assert "anomaly_htm" not in {r["metric"] for r in summary}  # n/a everywhere: left out
 
     md = (out / "ablation.md").read_text()
-    assert "| full |" in md and "| engram_min |" in md and "95% CI" in md and "Δ val bits/byte" in md
+    assert "| full |" in md and "| engram_min |" in md and "95% CI" in md and "Δ validation bits/byte" in md
     image = mpimg.imread(out / "ablation.png")
     assert image.shape[0] > 300 and image.shape[1] > 600
 

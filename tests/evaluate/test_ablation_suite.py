@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from cogsim.cli import main
+from cogsim.errors import CogsimError
 from cogsim.evaluate import ablation as ab
 from cogsim.graph.spec import read_spec
 from cogsim.train.trainer import Trainer
@@ -138,3 +139,19 @@ def test_parallel_jobs_give_the_numbers_of_single_thread_sequential_runs(write_a
     else:  # more cores: workers use more threads, equal up to float reduction order
         for a, b in zip(parallel, sequential):
             assert a["val_bpb"] == pytest.approx(b["val_bpb"], rel=1e-4)
+
+
+def test_a_variant_that_breaks_the_graph_is_an_error_only_when_chosen(write_arch):
+    arch = write_arch("""\
+name: htmfeed
+model: {d_model: 32, n_heads: 2, seq_len: 16, vocab_size: 300}
+nodes:
+  embed: {type: embedding}
+  htm: {type: htm, columns: 64, active_columns: 4}
+  block1: {type: block}
+  head: {type: lm_head}
+edges: [tokens -> embed.ids, tokens -> htm.ids, htm.out -> block1.x, block1 -> head.x, embed -> head.x]
+""")
+    assert [v.name for v in ab.make_variants(arch, names=["full"])] == ["full"]
+    with pytest.raises(CogsimError, match=r"variant plain: .*block1.*not connected.*leave it out with --variants"):
+        ab.make_variants(arch)

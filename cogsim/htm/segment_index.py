@@ -10,7 +10,9 @@ stale entries.
 Layout: entries (int32 segment slots) live in blocks of ``BLOCK`` in one pool; ``table[cell]`` holds
 the cell's number of blocks followed by their ids (one row read per cell: the table is large and
 cells are read at random). Unused entries hold ``dummy`` (a slot that is never a segment), so a
-lookup is a masked gather of whole blocks.
+lookup is a masked gather of whole blocks. Blocks are allocated in time order, so a cell's blocks
+end up scattered over the pool (one cache miss each); whenever the pool has doubled, it is
+reordered so that each cell's blocks are adjacent again (``defragment``, amortised O(1) per entry).
 """
 from __future__ import annotations
 
@@ -30,11 +32,13 @@ class SegmentIndex:
         self.length = torch.zeros(num_cells, dtype=torch.int32, device=device)
         self.table = torch.zeros((num_cells, 2), dtype=torch.int32, device=device)  # [count, ids...]
         self.pool = torch.full((64, BLOCK), dummy, dtype=torch.int32, device=device)
+        self.owner = torch.zeros(64, dtype=torch.int32, device=device)  # cell of each block
         self.blocks_used = 0
+        self._ordered = 0  # blocks_used at the last defragmentation
         self.entries = 0  # appended since construction (live + stale)
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.length, self.table, self.pool))
+        return sum(t.numel() * t.element_size() for t in (self.length, self.table, self.pool, self.owner))
 
     def lookup(self, cells: torch.Tensor) -> torch.Tensor:
         """All entries (segment slots, int32, padded with ``dummy``) of the given cells (int64)."""
@@ -67,7 +71,9 @@ class SegmentIndex:
             self._reserve(self.blocks_used + fresh.numel(), width)
             ids = torch.arange(self.blocks_used, self.blocks_used + fresh.numel(), device=dev, dtype=torch.int32)
             stride = self.table.shape[1]
-            self.table.view(-1)[cells.index_select(0, fresh).long() * stride + 1 + blk.index_select(0, fresh)] = ids
+            fresh_cells = cells.index_select(0, fresh)
+            self.table.view(-1)[fresh_cells.long() * stride + 1 + blk.index_select(0, fresh)] = ids
+            self.owner[self.blocks_used:self.blocks_used + fresh.numel()] = fresh_cells
             self.blocks_used += fresh.numel()
         stride = self.table.shape[1]
         block_ids = self.table.view(-1).index_select(0, cells.long() * stride + 1 + blk)
@@ -76,6 +82,20 @@ class SegmentIndex:
         uniq = uniq.long()
         self.table.view(-1)[uniq * stride] = (self.length.index_select(0, uniq) + BLOCK - 1) >> _SHIFT
         self.entries += n
+        if self.blocks_used >= 2 * self._ordered + 4096:
+            self.defragment()
+
+    def defragment(self) -> None:
+        """Reorder the pool so that every cell's blocks are adjacent, in their original order."""
+        used = self.blocks_used
+        order = torch.sort(self.owner[:used], stable=True).indices
+        self.pool[:used] = self.pool[:used].index_select(0, order)
+        self.owner[:used] = self.owner[:used].index_select(0, order)
+        new_id = torch.empty(used, dtype=torch.int32, device=self.device)
+        new_id[order] = torch.arange(used, dtype=torch.int32, device=self.device)
+        ids = self.table[:, 1:]
+        ids.copy_(new_id.index_select(0, ids.reshape(-1).clamp(max=used - 1).long()).view(ids.shape))
+        self._ordered = used
 
     def _reserve(self, blocks: int, width: int) -> None:
         if blocks > self.pool.shape[0]:
@@ -83,6 +103,9 @@ class SegmentIndex:
             pool = torch.full((new, BLOCK), self.dummy, dtype=torch.int32, device=self.device)
             pool[: self.blocks_used] = self.pool[: self.blocks_used]
             self.pool = pool
+            owner = torch.zeros(new, dtype=torch.int32, device=self.device)
+            owner[: self.blocks_used] = self.owner[: self.blocks_used]
+            self.owner = owner
         if width > self.table.shape[1]:
             new = max(width, self.table.shape[1] * 3 // 2 + 1)
             table = torch.zeros((self.num_cells, new), dtype=torch.int32, device=self.device)

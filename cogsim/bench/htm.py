@@ -174,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
                       f"{r['seconds']:.1f} s = {r['rows_per_s']:,.0f} rows/s (htm.core, measured elsewhere: "
                       f"{lo:,.0f}–{hi:,.0f} rows/s, i.e. {r['rows'] / hi:,.0f}–{r['rows'] / lo:,.0f} s)")
     if rows:
-        path = append_csv(args.csv, rows)
+        keys = list(dict.fromkeys(k for r in rows for k in r))  # one header for TM and pipeline rows
+        path = append_csv(args.csv, [{k: r.get(k, "") for k in keys} for r in rows])
         print(f"\nappended {len(rows)} rows to {path}")
     return 0

@@ -11,49 +11,23 @@ returns ``None`` and callers use the pure-torch path.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import threading
-import warnings
-from pathlib import Path
 
 import torch
 
+from cogsim.native import EXACT_CFLAGS, PARALLEL_C, NativeLibrary
+
 ABI = 2
 
-_COMMON = r"""
-#include <stdint.h>
+_COMMON = PARALLEL_C + r"""
 #include <stdlib.h>
 #include <math.h>
-#include <pthread.h>
 
 #define INL static inline __attribute__((always_inline))
 #define BLK 512
 
-typedef void (*range_fn)(const void *args, int64_t i0, int64_t i1);
-typedef struct { range_fn fn; const void *args; int64_t i0, i1; } job_t;
-
-static void *job_main(void *p) { job_t *j = (job_t *)p; j->fn(j->args, j->i0, j->i1); return NULL; }
-
 /* Split [0, M) into nthreads ranges (multiples of 16 elements) and run fn on each. */
 static void run_parallel(range_fn fn, const void *args, int64_t M, int nthreads) {
-  if (nthreads > 64) nthreads = 64;
-  if (nthreads < 1) nthreads = 1;
-  int64_t per = (M + nthreads - 1) / nthreads;
-  per = (per + 15) & ~(int64_t)15;
-  if (nthreads == 1 || per >= M) { fn(args, 0, M); return; }
-  pthread_t th[64]; job_t jobs[64]; int started[64]; int n = 0;
-  for (int64_t i0 = per; i0 < M && n < 63; i0 += per, ++n) {
-    jobs[n].fn = fn; jobs[n].args = args; jobs[n].i0 = i0; jobs[n].i1 = i0 + per < M ? i0 + per : M;
-    started[n] = pthread_create(&th[n], NULL, job_main, &jobs[n]) == 0;
-    if (!started[n]) job_main(&jobs[n]);
-  }
-  fn(args, 0, per);
-  for (int k = 0; k < n; ++k) if (started[k]) pthread_join(th[k], NULL);
+  run_parallel_aligned(fn, args, M, nthreads, 16);
 }
 
 int cogsim_snn_abi(void) { return %(abi)d; }
@@ -301,11 +275,6 @@ SOURCE = (_COMMON % {"abi": ABI}
           + _TEMPLATE.replace("REAL", "float").replace("SFX", "f32").replace("EXP", "expf").replace("FABS", "fabsf")
           + _TEMPLATE.replace("REAL", "double").replace("SFX", "f64").replace("EXP", "exp").replace("FABS", "fabs"))
 
-#: No FMA contraction and no fast-math: results must equal torch's separately rounded ops
-#: (-fno-trapping-math changes no value; it lets the compiler vectorise the branch-free selects).
-CFLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared",
-          "-pthread"]
-
 _P = ctypes.c_void_p
 
 
@@ -322,79 +291,32 @@ class _Bwd(ctypes.Structure):
         ("T", ctypes.c_int64), ("M", ctypes.c_int64), ("reset", ctypes.c_int)]
 
 
-_lock = threading.Lock()
-_state: dict[str, object] = {}
 RESET_CODES = {"subtract": 0, "zero": 1, "none": 2}
 SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
 
-def _cpu_id() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = [ln for ln in f if ln.startswith(("model name", "flags"))]
-        return "".join(sorted(set(lines)))
-    except OSError:
-        return platform.processor()
+def _declare(lib: ctypes.CDLL) -> None:
+    if lib.cogsim_snn_abi() != ABI:
+        raise RuntimeError("stale kernel library")
+    for name in ("leaky_fwd", "leaky_bwd", "syn_fwd", "syn_bwd"):
+        for sfx in SUFFIX.values():
+            fn = getattr(lib, f"cogsim_{name}_{sfx}")
+            fn.argtypes = [_P, ctypes.c_int]
+            fn.restype = None
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("COGSIM_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "cogsim")
-    return Path(root) / "snn"
-
-
-def _build(compiler: str) -> Path:
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-    key = hashlib.sha256("\0".join([SOURCE, " ".join(CFLAGS), version, _cpu_id()]).encode()).hexdigest()[:16]
-    target = cache_dir() / f"lif_{key}.so"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        src = Path(tmp) / "lif.c"
-        src.write_text(SOURCE)
-        out = Path(tmp) / "lif.so"
-        proc = subprocess.run([compiler, *CFLAGS, str(src), "-o", str(out), "-lm"], capture_output=True,
-                              text=True, timeout=300)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{compiler} failed: {proc.stderr.strip()[-2000:]}")
-        os.replace(out, target)  # atomic: concurrent builders agree on the result
-    return target
+#: No FMA contraction and no fast-math (EXACT_CFLAGS): results equal torch's separately rounded ops.
+LIBRARY = NativeLibrary("lif", SOURCE, "COGSIM_SNN_NATIVE", _declare, EXACT_CFLAGS)
 
 
 def library() -> ctypes.CDLL | None:
     """The compiled kernel library, building it on first use; ``None`` when unavailable."""
-    if "lib" in _state:
-        return _state["lib"]  # type: ignore[return-value]
-    with _lock:
-        if "lib" in _state:
-            return _state["lib"]  # type: ignore[return-value]
-        lib, reason = None, ""
-        compiler = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
-        if os.environ.get("COGSIM_SNN_NATIVE", "1") == "0":
-            reason = "disabled by COGSIM_SNN_NATIVE=0"
-        elif not compiler:
-            reason = "no C compiler (gcc/cc) found"
-        else:
-            try:
-                lib = ctypes.CDLL(str(_build(compiler)))
-                if lib.cogsim_snn_abi() != ABI:
-                    lib, reason = None, "stale kernel library"
-                for name in ("leaky_fwd", "leaky_bwd", "syn_fwd", "syn_bwd"):
-                    for sfx in SUFFIX.values():
-                        fn = getattr(lib, f"cogsim_{name}_{sfx}")
-                        fn.argtypes = [_P, ctypes.c_int]
-                        fn.restype = None
-            except (OSError, RuntimeError, subprocess.SubprocessError) as e:
-                lib, reason = None, f"native SNN kernels unavailable ({e}); using the torch path"
-                warnings.warn(reason, RuntimeWarning, stacklevel=2)
-        _state["lib"], _state["reason"] = lib, reason
-        return lib
+    return LIBRARY.get()
 
 
 def status() -> str:
     """One line: whether the native kernels are in use, and why not."""
-    lib = library()
-    return "native kernels: available" if lib is not None else f"native kernels: off ({_state['reason']})"
+    return LIBRARY.status()
 
 
 def supports(t: torch.Tensor) -> bool:
@@ -462,4 +384,4 @@ def synaptic_backward(gs, gsyn, gm, syn, mem, syn0, mem0, alpha, beta, thr, sg, 
 
 
 __all__ = ["library", "status", "supports", "leaky_forward", "leaky_backward", "synaptic_forward",
-           "synaptic_backward", "SOURCE", "CFLAGS"]
+           "synaptic_backward", "SOURCE"]

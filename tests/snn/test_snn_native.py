@@ -14,18 +14,18 @@ from cogsim.snn.lif import resolve_backend
 @pytest.fixture
 def fresh_native(monkeypatch):
     """A clean in-process kernel state (restored afterwards)."""
-    monkeypatch.setattr(native, "_state", {})
+    monkeypatch.setattr(native.LIBRARY, "_state", {})
     return monkeypatch
 
 
 def test_kernel_library_is_cached_on_disk(fresh_native):
     assert native.library() is not None  # built (or found) in this session's COGSIM_CACHE
-    built = list(native.cache_dir().glob("lif_*.so"))
+    built = native.LIBRARY.built_files()
     assert len(built) == 1
     stamp = built[0].stat().st_mtime_ns
-    fresh_native.setattr(native, "_state", {})
+    native.LIBRARY.reset()
     assert native.library() is not None  # loaded again, not rebuilt
-    assert built[0].stat().st_mtime_ns == stamp and len(list(native.cache_dir().glob("*"))) == 1
+    assert native.LIBRARY.built_files() == built and built[0].stat().st_mtime_ns == stamp
 
 
 @pytest.mark.parametrize("env,value,reason", [("COGSIM_SNN_NATIVE", "0", "disabled"),

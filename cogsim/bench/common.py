@@ -80,7 +80,7 @@ def append_csv(path: str | Path, rows: Iterable[dict]) -> Path:
     if not rows:
         return path
     new = not path.exists() or path.stat().st_size == 0
-    fields = list(rows[0].keys())
+    fields = list(dict.fromkeys(k for r in rows for k in r))  # union of every row's columns
     if not new:
         with path.open(newline="") as f:
             header = next(csv.reader(f), None)

@@ -1,4 +1,4 @@
-"""Engram n-gram hashing, bit-exact with the reference demo (DESIGN §5.1) and vectorised in torch.
+"""Engram n-gram hashing, bit-exact with the reference demo (DESIGN §5.1), native on CPU, torch elsewhere.
 
 For each Engram layer L and n-gram order n = 2..N, the token k steps back (the compressed pad id
 before the sequence start) is multiplied by an odd per-layer multiplier m_k in wrapping int64,
@@ -6,10 +6,13 @@ the products are XOR-ed over k < n, and each of the order's heads takes the resu
 prime table size. ``hash`` returns {L: LongTensor [B, T, (N-1)·heads]}, orders then heads.
 
 Speed: the floor modulo by per-head primes is nearly all the cost, and 64-bit integer division is
-slow and scalar on CPUs. For primes in [2**14, 2**30] the CPU path (``_floor_mod_fast``) estimates
-the quotient in float64, forms the remainder in wrapping int32 lanes and fixes it with one
-conditional add: six vectorised passes over [B, T, heads] per chunk, no division. Other primes and
-other devices use ``torch.remainder`` on int64 (exact, Python sign rules).
+slow and scalar on CPUs. CPU ids go to the C kernel of :mod:`cogsim.engram.native_hash` (one fused
+pass per position, modulo by precomputed reciprocals, no division; see its proof of exactness).
+Without a compiler, with ``COGSIM_ENGRAM_NATIVE=0``, on other devices or with ``backend="torch"``
+the torch path runs: for primes in [2**14, 2**30] on CPU (``_floor_mod_fast``) it estimates the
+quotient in float64, forms the remainder in wrapping int32 lanes and fixes it with one conditional
+add (six vectorised passes over [B, T, heads] per chunk); other primes and devices use
+``torch.remainder`` on int64 (exact, Python sign rules).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from cogsim.engram import native_hash
 from cogsim.engram.primes import head_primes
 from cogsim.errors import CogsimError
 
@@ -30,6 +34,8 @@ FAST_MOD_MIN_PRIME, FAST_MOD_MAX_PRIME = 1 << 14, 1 << 30
 #: Adding 1.5·2**52 rounds a double of magnitude < 2**51 to an integer that sits in its low mantissa
 #: bits; the constant's own low 32 bits are zero, so the low word of the sum is the integer mod 2**32.
 _MAGIC = 1.5 * 2.0**52
+#: What ``NgramHashMapping.hash(ids, backend=...)`` accepts.
+HASH_BACKENDS = ("auto", "native", "torch")
 
 
 class EngramConfigError(CogsimError, ValueError):
@@ -113,12 +119,13 @@ class NgramHashMapping:
         self._fast_mod = (FAST_MOD_MIN_PRIME <= min(all_primes) and max(all_primes) <= FAST_MOD_MAX_PRIME
                           and sys.byteorder == "little")  # the int32 lane pairs assume (low, high) order
         self._constants: dict[torch.device, dict[str, object]] = {}
+        self._native: native_hash.HashConstants | None = None  # the C kernel's constants, built on first use
         self._scratch = threading.local()  # per-thread chunk buffers: a prefetch thread may hash too
 
     def __getstate__(self) -> dict:
         """Pickle/deepcopy without caches (per-device constants, per-thread scratch)."""
         state = dict(self.__dict__)
-        state["_constants"], state["_scratch"] = {}, None
+        state["_constants"], state["_scratch"], state["_native"] = {}, None, None
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -213,6 +220,8 @@ class NgramHashMapping:
         return scratch
 
     def _as_ids(self, ids) -> torch.Tensor:
+        if isinstance(ids, torch.Tensor) and ids.dtype == torch.int64 and ids.dim() == 2:
+            return ids
         if isinstance(ids, np.ndarray):
             ids = torch.from_numpy(ids)
         elif not isinstance(ids, torch.Tensor):
@@ -234,12 +243,30 @@ class NgramHashMapping:
             acc = torch.bitwise_xor(acc, prods[..., n - order], out=mix[..., order - 2])
         return mix.view(layers, -1, n - 1)
 
-    def hash(self, ids) -> dict[int, torch.Tensor]:
+    def _native_constants(self) -> native_hash.HashConstants:
+        if self._native is None:
+            mult = np.stack([self.layer_multipliers[layer] for layer in self.layer_ids])
+            primes = np.array([self.vocab_size_across_layers[layer] for layer in self.layer_ids], dtype=np.int64)
+            self._native = native_hash.HashConstants(mult, primes, self.pad_id)
+        return self._native
+
+    def hash(self, ids, backend: str = "auto") -> dict[int, torch.Tensor]:
         """Compressed ids [B, T] (numpy or torch, any integer dtype) → {layer_id: LongTensor
-        [B, T, (N-1)·heads]} on the ids' device, bit-exact with the reference."""
+        [B, T, (N-1)·heads]} on the ids' device, bit-exact with the reference.
+
+        ``backend``: ``"native"`` (the C kernel of :mod:`cogsim.engram.native_hash`, CPU only),
+        ``"torch"`` (vectorised torch, any device) or ``"auto"`` (native for CPU ids when the kernel
+        is available, else torch)."""
+        if backend not in HASH_BACKENDS:
+            raise CogsimError(f"backend: expected one of {', '.join(HASH_BACKENDS)}, got {backend!r}")
         x = self._as_ids(ids)
         batch, length = x.shape
         layers, orders, heads = len(self.layer_ids), self.max_ngram_size - 1, self.n_head_per_ngram
+        if backend != "torch" and x.device.type == "cpu" and native_hash.library() is not None:
+            return dict(zip(self.layer_ids, native_hash.hash_rows(x, self._native_constants()).unbind(0)))
+        if backend == "native":
+            reason = "ids are on " + str(x.device) if x.device.type != "cpu" else native_hash.status()
+            raise CogsimError(f"backend: the native hash kernel cannot run ({reason})")
         c = self._device_constants(x.device)
         mix = self._mix(x, c["mult"])  # [L, B·T, N-1]
         fast: _FastConstants | None = c["fast"]

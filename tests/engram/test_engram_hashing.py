@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 from sympy import isprime
 
-from cogsim.engram import NgramHashMapping
+from cogsim.engram import NgramHashMapping, native_hash
 from cogsim.engram.hashing import FAST_MOD_MIN_PRIME
 from cogsim.engram.primes import is_prime
 from cogsim.engram.reference import ReferenceHash, reference_multipliers
@@ -23,6 +23,11 @@ CONFIGS = [
     ([11, 13], 3, 4, [0, 1, 2], 50, 3, 1),  # toy tables: small primes take the exact remainder path
     ([100, 5_000_000], 3, 2, [9], 2, 1, 5),  # mixed small and large primes, a two-token vocabulary
 ]
+
+
+#: Both CPU implementations; the native one is skipped where no C compiler is available.
+BACKENDS = [pytest.param("native", marks=pytest.mark.skipif(native_hash.library() is None,
+                                                             reason="native hash kernel unavailable")), "torch"]
 
 
 def make(config):
@@ -48,15 +53,16 @@ def assert_same(fast_out, ref_out, layers, shape, heads_per_layer):
         np.testing.assert_array_equal(out.cpu().numpy(), ref_out[layer])
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"N{c[1]}-H{c[2]}-L{len(c[3])}-V{c[4]}")
-def test_bit_exact_with_reference(config):
+def test_bit_exact_with_reference(config, backend):
     fast, ref = make(config)
     assert fast.vocab_size_across_layers == ref.primes
     for layer in config[3]:
         np.testing.assert_array_equal(fast.layer_multipliers[layer], ref.multipliers[layer])
     for shape in [(2, 37), (1, 1), (3, 300)]:
         ids = ids_for(config[4], shape)
-        assert_same(fast.hash(ids), ref.hash(ids), config[3], shape, fast.n_heads_per_layer)
+        assert_same(fast.hash(ids, backend=backend), ref.hash(ids), config[3], shape, fast.n_heads_per_layer)
 
 
 def test_products_really_wrap_and_both_modulo_paths_are_exercised():
@@ -68,25 +74,27 @@ def test_products_really_wrap_and_both_modulo_paths_are_exercised():
     assert min(p for order in fast.vocab_size_across_layers[1] for p in order) >= FAST_MOD_MIN_PRIME
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[4], CONFIGS[6]], ids=["fast", "small-primes", "big-primes"])
-def test_any_int64_ids_are_exact(config):
+def test_any_int64_ids_are_exact(config, backend):
     """Ids outside the vocabulary (e.g. negative padding markers) still hash like the reference:
     full-range int64 tokens drive the mix through every sign and magnitude."""
     fast, ref = make(config)
     rng = np.random.default_rng(1)
     ids = rng.integers(np.iinfo(np.int64).min, INT64_MAX, size=(4, 64), endpoint=True)
     ids[0, :6] = [np.iinfo(np.int64).min, INT64_MAX, -1, 0, -100, 1]
-    assert_same(fast.hash(ids), ref.hash(ids), config[3], ids.shape, fast.n_heads_per_layer)
+    assert_same(fast.hash(ids, backend=backend), ref.hash(ids), config[3], ids.shape, fast.n_heads_per_layer)
 
 
 def test_chunked_fast_path_is_exact():
     fast, ref = make(CONFIGS[0])
     fast.chunk_elements = 7 * fast.n_heads_per_layer * 2  # 7 positions a chunk, a partial last chunk
     ids = ids_for(CONFIGS[0][4], (3, 45))
-    assert_same(fast.hash(ids), ref.hash(ids), CONFIGS[0][3], ids.shape, fast.n_heads_per_layer)
+    assert_same(fast.hash(ids, backend="torch"), ref.hash(ids), CONFIGS[0][3], ids.shape, fast.n_heads_per_layer)
 
 
-def test_concurrent_threads_get_their_own_scratch():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concurrent_threads_get_their_own_scratch(backend):
     import threading
     fast, ref = make(CONFIGS[0])
     fast.chunk_elements = 64 * fast.n_heads_per_layer * 2
@@ -96,7 +104,7 @@ def test_concurrent_threads_get_their_own_scratch():
 
     def work(i):
         for _ in range(5):
-            out = fast.hash(batches[i])
+            out = fast.hash(batches[i], backend=backend)
             if not all(np.array_equal(out[layer].numpy(), expected[i][layer]) for layer in CONFIGS[0][3]):
                 failures.append(i)
 
@@ -176,13 +184,14 @@ def test_inputs_outputs_and_determinism():
     assert not torch.equal(other_seed.hash(ids)[0], from_numpy[0])
 
 
-def test_position_t_depends_only_on_the_last_n_tokens():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_position_t_depends_only_on_the_last_n_tokens(backend):
     fast, _ = make(CONFIGS[0])
     ids = torch.from_numpy(ids_for(CONFIGS[0][4], (1, 40)))
-    base = fast.hash(ids)[1]
+    base = fast.hash(ids, backend=backend)[1]
     changed = ids.clone()
     changed[0, 20] = (changed[0, 20] + 1) % CONFIGS[0][4]
-    out = fast.hash(changed)[1]
+    out = fast.hash(changed, backend=backend)[1]
     differs = (out != base).any(-1)[0]
     assert not differs[:20].any() and differs[20] and not differs[23:].any()  # window of N=3 tokens
     # orders: the 2-gram columns see t-1, the 3-gram columns also t-2
@@ -191,12 +200,13 @@ def test_position_t_depends_only_on_the_last_n_tokens():
     assert (out[0, 22, heads:] != base[0, 22, heads:]).any()
 
 
-def test_start_of_sequence_uses_the_pad_id():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_start_of_sequence_uses_the_pad_id(backend):
     fast, _ = make(CONFIGS[0])
     pad = CONFIGS[0][5]
     seq = torch.tensor([[5, 6, 7]])
-    padded = fast.hash(torch.tensor([[pad, pad, 5, 6, 7]]))[1][:, 2:]
-    assert torch.equal(fast.hash(seq)[1], padded)
+    padded = fast.hash(torch.tensor([[pad, pad, 5, 6, 7]]), backend=backend)[1][:, 2:]
+    assert torch.equal(fast.hash(seq, backend=backend)[1], padded)
 
 
 @pytest.mark.parametrize("kwargs, field", [
@@ -263,7 +273,9 @@ def test_property_bit_exact(n, heads, layers, vocab, table, seed, batch, length,
     fast = NgramHashMapping(ev, n, heads, heads, layers, pad, seed, vocab)
     ref = ReferenceHash(ev, n, heads, layers, pad, seed, vocab)
     ids = np.random.default_rng(seed).integers(0, vocab, size=(batch, length))
-    assert_same(fast.hash(ids), ref.hash(ids), layers, ids.shape, fast.n_heads_per_layer)
+    expected = ref.hash(ids)
+    for backend in ["auto", "torch"]:  # auto is the native kernel wherever it is available
+        assert_same(fast.hash(ids, backend=backend), expected, layers, ids.shape, fast.n_heads_per_layer)
 
 
 def test_pickle_and_deepcopy_keep_the_mapping():
@@ -274,4 +286,6 @@ def test_pickle_and_deepcopy_keep_the_mapping():
     fast.hash(ids)  # fill the caches first
     for clone in (copy.deepcopy(fast), pickle.loads(pickle.dumps(fast))):
         assert clone.vocab_size_across_layers == fast.vocab_size_across_layers
-        assert_same(clone.hash(ids), ref.hash(ids), CONFIGS[0][3], ids.shape, fast.n_heads_per_layer)
+        for backend in ["auto", "torch"]:
+            assert_same(clone.hash(ids, backend=backend), ref.hash(ids), CONFIGS[0][3], ids.shape,
+                        fast.n_heads_per_layer)

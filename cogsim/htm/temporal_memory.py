@@ -27,7 +27,14 @@ single-stream TM built with ``seed + s`` fed the same inputs, exactly. (htm.core
 comparator falls back to the lowest index on ties despite its shuffle; we keep the intended random
 tie-break.) Numbers therefore match htm.core in distribution, not draw for draw.
 
-Storage (speed is the point): a segment pool per stream that grows (×1.5, compacted when many
+Backends: on a CPU the step runs in a native C kernel (``native_tm``: per-stream compact
+structures, streams over pthreads) when a C compiler is available — same results, bit for bit,
+including the state written by ``state_dict()`` (segments listed by uid) — unless ``backend="torch"``
+or ``COGSIM_HTM_NATIVE=0``; on other devices the torch path below runs. Checkpoints move freely
+between the two. (A segment with no synapse onto an active cell never matches, even with
+``min_threshold`` 0.)
+
+Storage of the torch path (speed is the point): a segment pool per stream that grows (×1.5, compacted when many
 segments died) — ``seg_*`` [streams·capacity], synapse rows ``syn_pre`` (global presynaptic cell id,
 int32, padded with a sentinel cell that is never active) and ``syn_perm`` (float32) of shape
 [streams·capacity, width], the width growing on demand up to ``max_synapses_per_segment`` — plus a
@@ -47,6 +54,11 @@ from torch import nn
 
 from cogsim.htm.counter_rng import SALT_GROW, SALT_LEAST_USED, hash32, hash_fold
 from cogsim.htm.segment_index import SegmentIndex
+
+#: buffers the native backend keeps in its own structures, written out on demand
+_NATIVE_EXPORTED = ("syn_pre", "syn_perm", "seg_cell", "seg_uid", "seg_last", "seg_nsyn", "seg_top", "next_uid",
+                    "cell_nseg")
+BACKENDS = ("auto", "native", "torch")
 
 EPSILON = 1e-6  # htm::Epsilon
 _SCAN = 256  # chunk length of the dense candidate scan
@@ -89,8 +101,10 @@ class TemporalMemory(nn.Module):
                  max_new_synapse_count: int = 20, permanence_increment: float = 0.1,
                  permanence_decrement: float = 0.1, predicted_segment_decrement: float = 0.0,
                  max_segments_per_cell: int = 255, max_synapses_per_segment: int = 255, seed: int = 42,
-                 streams: int = 1, device: str | torch.device | None = None) -> None:
+                 streams: int = 1, device: str | torch.device | None = None, backend: str = "auto") -> None:
         super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         for name, value in (("num_columns", num_columns), ("cells_per_column", cells_per_column),
                             ("max_segments_per_cell", max_segments_per_cell),
                             ("max_synapses_per_segment", max_synapses_per_segment), ("streams", streams)):
@@ -137,6 +151,7 @@ class TemporalMemory(nn.Module):
         dev = torch.device(device) if device is not None else torch.device("cpu")
         cap = 16
         width = max(4, min(self.max_synapses_per_segment, -(-max(self.max_new_synapse_count, 1) // 4) * 4))
+        self._initial_width = width
         # persistent state -------------------------------------------------------------------
         self.register_buffer("syn_pre", torch.full((S * cap, width), self._pad, dtype=torch.int32, device=dev))
         self.register_buffer("syn_perm", torch.zeros((S * cap, width), dtype=torch.float32, device=dev))
@@ -159,11 +174,54 @@ class TemporalMemory(nn.Module):
         self._cell_segs: torch.Tensor | None = None  # built once a cell nears max_segments_per_cell
         self._clear_sequence_state()
         self.register_load_state_dict_post_hook(TemporalMemory._after_load)
+        self.backend = backend
+        self._native = None  # NativeTM when the C kernel runs this memory
+        self._native_dirty = False  # synapses changed since the buffers were last written
+        if backend == "native" and not self._native_possible(dev):
+            raise ValueError("backend 'native' needs a CPU device, a C compiler (gcc/cc), COGSIM_HTM_NATIVE unset "
+                             "or 1, and max_synapses_per_segment ≤ 65535")
+        if backend != "torch" and self._native_possible(dev):
+            self._start_native()
+
+    # ---- native backend ------------------------------------------------------------------------
+    def _native_possible(self, dev: torch.device) -> bool:
+        from cogsim.htm import native_tm
+
+        return (dev.type == "cpu" and self.max_synapses_per_segment <= 0xFFFF and self.streams * self.num_cells < 2 ** 31
+                and native_tm.library() is not None)
+
+    def _start_native(self) -> None:
+        """Hand the state over to the C kernel (from the buffers)."""
+        from cogsim.htm.native_tm import NativeTM
+
+        native = NativeTM(self)
+        native.load(self._buffers, self.prev_active, self.prev_winner)
+        self._native, self._native_dirty = native, False
+        self._index = None  # the torch path's derived structures are rebuilt if it takes over again
+        self._cell_segs = None
+        self._clear_sequence_state()
+
+    def _sync(self) -> None:
+        """Write the native state into the buffers (torch layout) if it changed since the last time."""
+        if self._native is not None and self._native_dirty:
+            self._native_dirty = False
+            for name, t in self._native.export(self._initial_width, self._pad).items():
+                self._buffers[name] = t
+
+    def __getattr__(self, name: str):
+        if name in _NATIVE_EXPORTED and self.__dict__.get("_native_dirty"):
+            self._sync()
+        return super().__getattr__(name)
+
+    @property
+    def uses_native(self) -> bool:
+        """Whether the C kernel runs this memory (else the torch path)."""
+        return self._native is not None
 
     # ---- public views ----------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        return self.syn_pre.device
+        return self.prev_active.device
 
     @property
     def capacity(self) -> int:
@@ -181,22 +239,30 @@ class TemporalMemory(nn.Module):
     @property
     def predictive_cells(self) -> torch.Tensor:
         """Cells with an active segment, i.e. predicted for the next ``compute``."""
+        if self._native is not None:
+            return self._native.predictive_cells()
         pred = torch.zeros(self.streams * self.num_cells, dtype=torch.bool, device=self.device)
         pred[self._act_cell] = True
         return pred.view(self.streams, self.num_cells)
 
     def predicted_columns(self) -> torch.Tensor:
         """Columns with a predictive cell [streams, num_columns]: the prediction for the next step."""
+        if self._native is not None:
+            return self._native.predicted_columns()
         cols = torch.zeros(self.streams * self.num_columns, dtype=torch.bool, device=self.device)
         cols[self._act_col] = True
         return cols.view(self.streams, self.num_columns)
 
     def num_segments(self) -> torch.Tensor:
         """Live segments per stream [streams]."""
+        if self._native is not None:
+            return self._native.stats()["segments"]
         return (self.seg_cell.view(self.streams, -1) >= 0).sum(1)
 
     def num_synapses(self) -> torch.Tensor:
         """Live synapses per stream [streams]."""
+        if self._native is not None:
+            return self._native.stats()["synapses"]
         return self.seg_nsyn.view(self.streams, -1).sum(1)
 
     def segments(self, stream: int = 0) -> list[tuple[int, list[tuple[int, float]]]]:
@@ -213,11 +279,15 @@ class TemporalMemory(nn.Module):
                 for c, pre, perm in zip(cells, pres, perms) if c >= -base]
 
     def memory_bytes(self) -> int:
+        if self._native is not None:
+            return self._native.stats()["bytes"] + 2 * self.prev_active.numel()
         n = sum(b.numel() * b.element_size() for b in self.buffers())
         return n + (self._index.nbytes() if self._index is not None else 0)
 
     def reset(self) -> None:
         """Forget the sequence context (active/winner cells, predictions); synapses are kept."""
+        if self._native is not None:
+            self._native.reset(self.prev_active, self.prev_winner)
         self.prev_active.zero_()
         self.prev_winner.zero_()
         self._clear_sequence_state()
@@ -229,6 +299,15 @@ class TemporalMemory(nn.Module):
         S, C, K = self.streams, self.num_columns, self.cells_per_column
         if tuple(active_columns.shape) != (S, C):
             raise ValueError(f"active_columns must have shape [{S}, {C}], got {list(active_columns.shape)}")
+        if self._native is not None:
+            cols = active_columns.to(device="cpu", dtype=torch.bool).contiguous()
+            if learn:
+                self._iteration += 1
+                self._native_dirty = True
+            anomaly = self._native.compute(cols, learn, self._step, self._iteration, self.prev_active,
+                                           self.prev_winner)
+            self._step += 1
+            return anomaly
         if self._index is None:
             self._rebuild_index()
         dev = self.device
@@ -617,6 +696,9 @@ class TemporalMemory(nn.Module):
         act = self.prev_active.index_select(0, pre.view(-1)).view(pre.shape)
         perm = self.syn_perm.index_select(0, cand)
         pot = act.sum(1)
+        if self.min_threshold < 1:  # stale index entries: keep only segments with an active synapse
+            keep = pot >= 1
+            cand, pre, act, perm, pot = cand[keep], pre[keep], act[keep], perm[keep], pot[keep]
         conn = (act & (perm >= self._connected)).sum(1)
         self._cand, self._cand_pre, self._cand_act, self._cand_perm, self._cand_pot = cand, pre, act, perm, pot
         self._cand_cell = self.seg_cell.index_select(0, cand).long()
@@ -743,6 +825,7 @@ class TemporalMemory(nn.Module):
 
     # ---- checkpoints -------------------------------------------------------------------------
     def _save_to_state_dict(self, destination, prefix, keep_vars):
+        self._sync()
         self.counters.copy_(torch.tensor([self._step, self._iteration], dtype=_I64))
         super()._save_to_state_dict(destination, prefix, keep_vars)
 
@@ -765,6 +848,9 @@ class TemporalMemory(nn.Module):
     @staticmethod
     def _after_load(module: "TemporalMemory", incompatible) -> None:
         module._step, module._iteration = (int(v) for v in module.counters.tolist())
+        if module._native is not None:
+            module._start_native()
+            return
         module._cell_segs = None
         module._clear_sequence_state()
         module._rebuild_index()
@@ -774,11 +860,31 @@ class TemporalMemory(nn.Module):
         # follow device moves only: permanences and counters keep their dtypes under .half() etc.
         dev = fn(torch.zeros((), device=self.device)).device
         if dev != self.device:
+            self._sync()
+            native = self._native is not None
+            self._native = None
             for name, buf in self._buffers.items():
                 if buf is not None:
                     self._buffers[name] = buf.to(dev)
-            if self._index is not None:
+            if self.backend != "torch" and self._native_possible(dev):
+                self._start_native()
+            elif native or self._index is not None:  # the torch path takes over (or follows the move)
                 self._clear_sequence_state()
+                self._cell_segs = None
                 self._rebuild_index()
                 self._dendrites()
         return self
+
+    # ---- pickling (copy.deepcopy, torch.save of the module) ----------------------------------------
+    def __getstate__(self):
+        self._sync()
+        state = self.__dict__.copy()
+        state["_native_restart"] = state.pop("_native") is not None
+        state["_native"] = None
+        return state
+
+    def __setstate__(self, state):
+        restart = state.pop("_native_restart", False)
+        super().__setstate__(state)
+        if restart:
+            self._start_native()

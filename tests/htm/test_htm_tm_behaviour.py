@@ -2,6 +2,7 @@
 batching, the repeating-sequence signature of htm.core, checkpoints."""
 from __future__ import annotations
 
+import copy
 import io
 
 import pytest
@@ -198,6 +199,29 @@ def test_state_dict_round_trip_continues_identically():
     for t in range(30, 40):
         assert torch.equal(clone.compute(xs[t % 10]), tm.compute(xs[t % 10]))
     assert clone.segments(0) == tm.segments(0)
+
+
+@pytest.mark.parametrize("src,dst", [("native", "torch"), ("torch", "native")])
+def test_checkpoints_move_between_the_c_kernel_and_the_torch_path(src, dst):
+    from cogsim.htm import native_tm
+
+    if native_tm.library() is None:
+        pytest.skip("no C compiler: the native TM backend is unavailable")
+    xs = _codes(50, streams=3, seed=4)
+    tm = _tm(streams=3, backend=src)
+    for t in range(35):
+        tm.compute(xs[t % 12], learn=t % 9 != 8)
+    clone = _tm(streams=3, backend=dst)
+    clone.load_state_dict(tm.state_dict())
+    assert clone.uses_native == (dst == "native") and tm.uses_native == (src == "native")
+    assert torch.equal(clone.predictive_cells, tm.predictive_cells)
+    for t in range(35, 50):
+        assert torch.equal(clone.compute(xs[t % 12]), tm.compute(xs[t % 12])), t
+        assert torch.equal(clone.winner_cells, tm.winner_cells), t
+    for s in range(3):
+        assert clone.segments(s) == tm.segments(s)
+    copied = copy.deepcopy(tm)  # pickling hands the state over too
+    assert torch.equal(copied.compute(xs[0]), clone.compute(xs[0]))
 
 
 def test_reset_keeps_synapses_and_forgets_context():

@@ -1,6 +1,6 @@
 """``cogsim bench engram``: every figure a ratio against a baseline measured in the same run.
 
-- hashing: cogsim's torch hash vs the loop-by-loop NumPy reference (``cogsim.bench.engram_hash``,
+- hashing: cogsim's hash (native kernel, torch fallback) vs the loop-by-loop NumPy reference (``cogsim.bench.engram_hash``,
   bit-exact check included), and the hash of one training batch as a share of a training step;
 - gather: unique-row gather from the table at the default row size vs ``copy_`` of a contiguous
   buffer of the same bytes, both cache-warm (one buffer) and from memory (rotated buffers);

@@ -27,8 +27,6 @@ own periods); :func:`likelihood_series` computes the same numbers for a whole re
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import cogsim
-from cogsim.component import Component, Port
+from cogsim.component import Component
 from cogsim.registry import registry
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 import cogsim
-from cogsim.component import Component, Port
+from cogsim.component import Component
 from cogsim.errors import SpecError
 from cogsim.graph.build import build_plan
 from cogsim.graph.spec import read_spec

@@ -29,18 +29,34 @@ crossed the connected threshold. Semantics follow htm.core ``SpatialPooler`` (DE
 Random initialisation uses one ``torch.Generator`` per stream seeded with ``seed + stream``, so stream
 ``s`` of a batched pooler equals a single-stream pooler built with ``seed + s``; after that the pooler
 is deterministic.
+
+Backends: with global inhibition on a CPU, the step (overlaps, inhibition, learning, duty cycles,
+bumps of weak columns, minimum duty cycles) runs in a native C kernel (``native_sp``, streams over
+pthreads) that works in place on the buffers — same results bit for bit, same ``state_dict()`` —
+unless ``backend="torch"``, ``COGSIM_HTM_NATIVE=0`` (all HTM kernels) or ``COGSIM_HTM_SP_NATIVE=0``
+(this one alone); local inhibition and other devices take the torch path. Boost factors (torch's
+``exp``) and the inhibition radius are still updated in torch. Each backend keeps its own derived
+copy of the connected synapses (the input-major mask above; the kernel's bitsets), rebuilt from the
+permanences when the other backend or a checkpoint changed them, so switching ``backend`` at any
+time is safe.
 """
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from torch import nn
 
+from cogsim.htm.native_tm import default_threads as _threads
+from cogsim.htm.temporal_memory import intra_op_threads
+
 EPSILON = 1e-6
 UPDATE_PERIOD = 50
 MAX_LOCAL_AREA_DENSITY = 0.5
+BACKENDS = ("auto", "native", "torch")
 
 
 def _f32(x: float) -> float:
@@ -57,8 +73,10 @@ class SpatialPooler(nn.Module):
                  stimulus_threshold: int = 0, syn_perm_connected: float = 0.1, syn_perm_active_inc: float = 0.05,
                  syn_perm_inactive_dec: float = 0.008, boost_strength: float = 0.0, duty_cycle_period: int = 1000,
                  min_pct_overlap_duty_cycle: float = 0.001, seed: int = 1, streams: int = 1,
-                 device: str | torch.device | None = None, wrap_around: bool = True) -> None:
+                 device: str | torch.device | None = None, wrap_around: bool = True, backend: str = "auto") -> None:
         super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if input_size < 1 or num_columns < 1 or streams < 1:
             raise ValueError("input_size, num_columns and streams must be ≥ 1")
         if not 0.0 < potential_pct <= 1.0:
@@ -102,14 +120,22 @@ class SpatialPooler(nn.Module):
         self.register_buffer("boost", torch.ones(S, C, device=dev))
         self.register_buffer("inhibition_radius", torch.zeros(S, dtype=torch.int64, device=dev))
         self.register_buffer("iterations", torch.zeros(2, dtype=torch.int64, device=dev))  # all, learning
-        # input-major connected mask, one row per (stream, input) plus an all-zero row at the end
-        self.register_buffer("connected_t", torch.zeros(S * I + 1, C, dtype=torch.uint8, device=dev),
-                             persistent=False)
+        # derived from the permanences, built when a backend needs it: the torch path's input-major
+        # connected mask (one row per (stream, input) plus an all-zero row at the end), and the native
+        # kernel's per-column connected bitsets (CPU)
+        self.register_buffer("connected_t", None, persistent=False)
+        self._conn_fresh = False
+        self._bits: torch.Tensor | None = None
+        self._n_desired_key, self._n_desired_cache = None, None  # [S] winners, for an inhibition radius
         self.overlaps = torch.zeros(S, C, dtype=torch.int64, device=dev)
         for start in range(0, S * C, 4096):
             self._raise_to_threshold(torch.arange(start, min(S * C, start + 4096), device=dev))
-        self._refresh_connected()
         self._update_inhibition_radius()
+        self.backend = backend
+        self.bumped = torch.zeros(S, dtype=torch.int64, device=dev)  # weak columns bumped in the last step
+        if backend == "native" and not self._native_possible():
+            raise ValueError("backend 'native' needs global inhibition, a CPU device, a C compiler (gcc/cc) and "
+                             "COGSIM_HTM_NATIVE / COGSIM_HTM_SP_NATIVE unset or 1")
 
     # ---- initialisation ------------------------------------------------------------------------
     def _initial_pools(self, dev: torch.device) -> torch.Tensor:
@@ -120,23 +146,31 @@ class SpatialPooler(nn.Module):
             offset = torch.minimum(offset.abs(), I - offset.abs())
         hood = offset.abs() <= self.potential_radius
         n_pot = torch.round(hood.sum(1).double() * self.potential_pct).long()  # [C]
-        perm = torch.zeros(S, C, I, dtype=torch.float32)
+        perm = torch.empty(S, C, I, dtype=torch.float32)
         everywhere = bool(hood.all())
         conn = self.syn_perm_connected
-        for s in range(S):
+
+        def pools(s: int) -> None:
             g = torch.Generator().manual_seed(self.seed + s)
-            key = torch.rand(C, I, generator=g).masked_fill(~hood, 2.0)
+            key = torch.rand(C, I, generator=g)
             # the n_pot smallest keys of each column's neighbourhood
             if everywhere:  # same pool size everywhere: drop the largest keys (cheaper than a sort)
-                drop = torch.topk(key, I - int(n_pot[0]), dim=1).indices
-                pot = torch.ones(C, I, dtype=torch.bool).scatter_(1, drop, False)
+                outside = (1, torch.topk(key, I - int(n_pot[0]), dim=1).indices)
             else:
-                order = key.argsort(1)
-                pot = torch.zeros(C, I, dtype=torch.bool).scatter_(1, order, torch.arange(I) < n_pot[:, None])
+                order = key.masked_fill_(~hood, 2.0).argsort(1)
+                outside = (1, order, torch.arange(I) >= n_pot[:, None])
             coin = torch.rand(C, I, generator=g, dtype=torch.float64) <= 0.5
-            hi = conn + (1.0 - conn) * torch.rand(C, I, generator=g)
-            lo = conn * torch.rand(C, I, generator=g)
-            perm[s] = torch.where(pot, torch.where(coin, hi, lo), torch.full((), math.nan))
+            hi = torch.rand(C, I, generator=g).mul_(1.0 - conn).add_(conn)  # conn + (1 - conn) · U
+            lo = torch.rand(C, I, generator=g).mul_(conn)  # conn · U
+            torch.where(coin, hi, lo, out=perm[s])
+            if everywhere:
+                perm[s].scatter_(*outside, math.nan)
+            else:
+                perm[s].masked_fill_(torch.zeros(C, I, dtype=torch.bool).scatter_(*outside), math.nan)
+
+        # streams are independent (a generator each): a few at a time, one torch thread each
+        with intra_op_threads(1), ThreadPoolExecutor(max(1, min(S, _threads()))) as pool:
+            list(pool.map(pools, range(S)))
         return perm.to(dev)
 
     @property
@@ -169,6 +203,12 @@ class SpatialPooler(nn.Module):
         self.iterations[0] += 1
         if learn:
             self.iterations[1] += 1
+        if self._native:
+            return self._native_compute(x.contiguous(), learn)
+        if not self._conn_fresh:
+            self._refresh_connected()
+        if learn:
+            self._bits = None  # the native kernel's bitsets go stale
         overlaps = self._overlaps(x)
         self.overlaps = overlaps
         boosted = overlaps.float() * self.boost if self.boost_strength >= EPSILON else overlaps
@@ -181,6 +221,57 @@ class SpatialPooler(nn.Module):
             if int(self.iterations[0]) % UPDATE_PERIOD == 0:
                 self._update_inhibition_radius()
                 self._update_min_duty_cycles()
+        return active
+
+    # ---- native backend ------------------------------------------------------------------------
+    def _native_possible(self) -> bool:
+        from cogsim.htm import native_sp
+
+        return (self.device.type == "cpu" and self.global_inhibition and os.environ.get("COGSIM_HTM_NATIVE") != "0"
+                and native_sp.library() is not None)
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        """Switch backends at any time (the state is shared): "torch", "native" or "auto"."""
+        if value not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {value!r}")
+        self._backend = value
+        self._native = value != "torch" and self._native_possible()
+
+    @property
+    def uses_native(self) -> bool:
+        """Whether the C kernel runs the steps (else the torch path)."""
+        return self._native
+
+    def _native_compute(self, x: torch.Tensor, learn: bool) -> torch.Tensor:
+        """The step in the C kernel, then the torch path's boost and inhibition-radius updates (the
+        kernel also refreshes the minimum duty cycles when they are due)."""
+        from cogsim.htm import native_sp
+
+        for name in ("permanence", "overlap_duty", "active_duty", "min_overlap_duty"):  # written in place
+            if not self._buffers[name].is_contiguous():
+                self._buffers[name] = self._buffers[name].contiguous()
+        threads = _threads()
+        if self._bits is None:
+            self._bits = native_sp.connected_bits(self, threads)
+        due = learn and int(self.iterations[0]) % UPDATE_PERIOD == 0
+        key = (id(self.inhibition_radius), self.inhibition_radius._version)
+        if self._n_desired_key != key:  # changes only with the inhibition radius
+            self._n_desired_cache, self._n_desired_key = self._n_desired(), key
+        decay, inc = self._duty_rates()
+        boosting = self.boost_strength >= EPSILON
+        self.overlaps, active, bumped = native_sp.step(self, self._bits, x, learn, self._n_desired_cache, decay, inc,
+                                                       boosting, due, threads)
+        if learn:
+            self.bumped = bumped
+            self._conn_fresh = False  # the torch path's mask goes stale
+            self._update_boost()
+            if due:
+                self._update_inhibition_radius()
         return active
 
     def _overlaps(self, x: torch.Tensor) -> torch.Tensor:
@@ -202,8 +293,7 @@ class SpatialPooler(nn.Module):
         S, C = self.streams, self.num_columns
         density = self._density()
         if self._uses_global():
-            # htm.core: numDesired = UInt(density * numColumns), ties → higher index
-            n_desired = (density.cpu().numpy().astype(np.float32) * np.float32(C)).astype(np.int64)
+            n_desired = self._n_desired(density)
             k = int(n_desired.max())
             cols = torch.arange(C, device=self.device)
             if overlaps.dtype == torch.int64:  # exact integer keys: (overlap, index) in one number
@@ -211,10 +301,17 @@ class SpatialPooler(nn.Module):
             else:
                 order = torch.sort(overlaps.flip(1), dim=1, descending=True, stable=True).indices
                 win = C - 1 - order[:, :k]
-            keep = torch.arange(k, device=self.device)[None, :] < torch.as_tensor(n_desired, device=self.device)[:, None]
+            keep = torch.arange(k, device=self.device)[None, :] < n_desired.to(self.device)[:, None]
             keep &= overlaps.gather(1, win) >= self.stimulus_threshold
             return torch.zeros(S, C, dtype=torch.bool, device=self.device).scatter_(1, win, keep)
         return self._inhibit_local(overlaps, density)
+
+    def _n_desired(self, density: torch.Tensor | None = None) -> torch.Tensor:
+        """Winners per stream under global inhibition [S] (int64, CPU). htm.core: numDesired =
+        UInt(density · numColumns); ties → higher index."""
+        density = self._density() if density is None else density
+        return torch.from_numpy((density.cpu().numpy().astype(np.float32) * np.float32(self.num_columns))
+                                .astype(np.int64))
 
     def _neighbours(self, radius: int):
         """Offsets d (excluding 0) of a 1-D neighbourhood of the given radius."""
@@ -293,8 +390,12 @@ class SpatialPooler(nn.Module):
         thr = self._connected
         C, I = self.num_columns, self.input_size
         if rows is None:
+            S, dev = self.streams, self.device
+            if self.connected_t is None or self.connected_t.device != dev:
+                self.connected_t = torch.zeros(S * I + 1, C, dtype=torch.uint8, device=dev)
             conn = self.permanence >= thr
             self.connected_t[:-1] = conn.transpose(1, 2).reshape(-1, C).to(torch.uint8)
+            self._conn_fresh = True
             return
         now = (self.permanence.view(-1, I).index_select(0, rows) if after is None else after) >= thr
         if before is not None:
@@ -306,15 +407,19 @@ class SpatialPooler(nn.Module):
             flat = ((row // C) * I + i) * C + row % C
             self.connected_t.view(-1)[flat] = now[r, i].to(torch.uint8)
 
-    def _update_duty_cycles(self, overlaps: torch.Tensor, active: torch.Tensor) -> None:
+    def _duty_rates(self) -> tuple[float, float]:
+        """Duty-cycle decay and increment of this step (float32 values)."""
         period = float(min(self.duty_cycle_period, int(self.iterations[0])))
-        decay = _f32((period - 1) / period)
-        inc = _f32(1.0 / period)
+        return _f32((period - 1) / period), _f32(1.0 / period)
+
+    def _update_duty_cycles(self, overlaps: torch.Tensor, active: torch.Tensor) -> None:
+        decay, inc = self._duty_rates()
         self.overlap_duty.mul_(decay).add_((overlaps != 0).float() * inc)
         self.active_duty.mul_(decay).add_(active.float() * inc)
 
     def _bump_weak_columns(self) -> None:
         weak = (self.overlap_duty < self.min_overlap_duty).view(-1)
+        self.bumped = weak.view(self.streams, -1).sum(1)
         if not bool(weak.any()):
             return
         rows = weak.nonzero().squeeze(1)
@@ -379,8 +484,18 @@ class SpatialPooler(nn.Module):
             if buf is not None and buf.device != dev:
                 self._buffers[name] = buf.to(dev)
         self.overlaps = self.overlaps.to(dev)
+        self.bumped = self.bumped.to(dev)
+        if dev.type != "cpu":
+            self._bits = None
+        self._n_desired_key = None
+        self.backend = self.backend  # the native kernel runs on CPU only
         return self
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.backend = self.backend  # re-check where the pickle is loaded
 
     def _load_from_state_dict(self, *args, **kwargs):
         super()._load_from_state_dict(*args, **kwargs)
-        self._refresh_connected()
+        self._conn_fresh, self._bits = False, None  # rebuilt by the next step
+        self._n_desired_key = None

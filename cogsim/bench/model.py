@@ -68,14 +68,14 @@ class Subject:
 
 
 def node_calls(subject: Subject) -> list[tuple[str, dict, "Context"]]:
-    """Inputs of every node call in one training forward (per cycle), detached, for isolated timing."""
+    """Inputs of every node call in one training forward (per cycle), detached, for isolated timing.
+    A tensor that reaches several calls (a value reused on a later cycle) stays one tensor."""
     calls = []
-    originals = {}
+    memo: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     for name, comp in subject.model.components():
-        originals[name] = comp.forward
 
         def spy(inputs, ctx, _name=name, _orig=comp.forward):
-            calls.append((_name, _detach(inputs), Context(ctx.cycle, ctx.cycles, None, _name)))
+            calls.append((_name, _detach(inputs, memo), Context(ctx.cycle, ctx.cycles, None, _name)))
             return _orig(inputs, ctx)
 
         comp.forward = spy
@@ -88,32 +88,42 @@ def node_calls(subject: Subject) -> list[tuple[str, dict, "Context"]]:
     return calls
 
 
-def _detach(value):
+def _detach(value, memo: dict):
     if isinstance(value, dict):
-        return {k: _detach(v) for k, v in value.items()}
+        return {k: _detach(v, memo) for k, v in value.items()}
     if isinstance(value, list):
-        return [_detach(v) for v in value]
+        return [_detach(v, memo) for v in value]
     if torch.is_tensor(value) and value.is_floating_point():
-        return value.detach().clone().requires_grad_(True)
+        if id(value) not in memo:  # keep the original alive so its id is not reused
+            memo[id(value)] = (value, value.detach().clone().requires_grad_(True))
+        return memo[id(value)][1]
     return value
 
 
-def node_costs(subject: Subject, repeat: int) -> dict[str, float]:
-    """Median seconds of forward + backward of each node on its captured inputs (summed over cycles)."""
-    calls = node_calls(subject)
-    costs: dict[str, float] = {}
+def node_costs(subject: Subject, repeat: int) -> tuple[dict[str, float], float]:
+    """Median seconds of forward + backward of each node on its captured inputs (all its cycles'
+    calls in order, then one backward, as in training), and the median seconds of the whole
+    training step timed in the same rounds (so that a change of machine load shifts both alike and
+    the shares stay comparable)."""
+    by_node: dict[str, list[tuple[dict, Context]]] = {}
+    for name, inputs, ctx in node_calls(subject):
+        by_node.setdefault(name, []).append((inputs, ctx))
 
-    def make(name, inputs, ctx):
+    def make(name, calls):
         comp = subject.model.nodes[name]
 
         def step():
-            out = comp(inputs, ctx)
-            total = sum(v.float().square().mean() for v in out.values() if torch.is_tensor(v) and v.requires_grad)
+            total = 0
+            for inputs, ctx in calls:
+                out = comp(inputs, ctx)
+                total = total + sum(v.float().square().mean() for v in out.values()
+                                    if torch.is_tensor(v) and v.requires_grad)
             if torch.is_tensor(total):
                 total.backward()
         return step
 
-    steps = [(name, make(name, inputs, ctx)) for name, inputs, ctx in calls]
+    steps = [(name, make(name, calls)) for name, calls in by_node.items()]
+    steps.append(("", subject.train_step))  # the whole step, last of every round
     times: dict[int, list[float]] = {i: [] for i in range(len(steps))}
     for _, fn in steps:
         fn()
@@ -124,9 +134,8 @@ def node_costs(subject: Subject, repeat: int) -> dict[str, float]:
             fn()
             sync(subject.device)
             times[i].append(time.perf_counter() - t0)
-    for i, (name, _) in enumerate(steps):
-        costs[name] = costs.get(name, 0.0) + statistics.median(times[i])
-    return costs
+    costs = {name: statistics.median(times[i]) for i, (name, _) in enumerate(steps[:-1])}
+    return costs, statistics.median(times[len(steps) - 1])
 
 
 def interleaved(subjects: list[Subject], what: str, repeat: int) -> dict[str, float]:
@@ -186,17 +195,23 @@ def run(args: argparse.Namespace) -> int:
     for label in train:
         if label.startswith("without "):
             share = 1 - train[label] / train[spec.name]
-            con.print(f"{label[8:]} costs {share:.1%} of {spec.name}'s training step time")
+            # a node that sends feedback also makes the later cycles run: its removal saves both
+            con.print(f"removing {label[8:]} saves {share:.1%} of {spec.name}'s training step time "
+                      "(the node and everything it makes run, e.g. the cycles of its feedback edges)")
             rows[0][f"share_of_step_{label[8:]}"] = share  # e.g. share_of_step_workspace
-    costs = node_costs(subjects[0], args.repeat)
-    breakdown = Table(title=f"where {spec.name}'s training step goes (each node's forward+backward on its "
-                            "own inputs, all cycles)")
+    costs, step_s = node_costs(subjects[0], args.repeat)
+    breakdown = Table(title=f"where {spec.name}'s training step goes: each node's forward+backward on its "
+                            f"own inputs, all cycles, against the whole step ({step_s * 1e3:.0f} ms) timed "
+                            "in the same rounds")
     for col in ("node", "type", "ms", "share of step"):
         breakdown.add_column(col, justify="left" if col in ("node", "type") else "right")
     for name, sec in costs.items():
-        share = sec / train[spec.name]
+        share = sec / step_s
         breakdown.add_row(name, spec.nodes[name].type, f"{sec * 1e3:.1f}", f"{share:.1%}")
         rows[0][f"node_share_{name}"] = share
+    rest = step_s - sum(costs.values())
+    breakdown.add_row("(rest)", "loss, optimizer", f"{rest * 1e3:.1f}", f"{rest / step_s:.1%}")
+    rows[0]["node_breakdown_step_ms"] = step_s * 1e3
     con.print(breakdown)
     path = append_csv(args.csv, rows)
     con.print(f"appended to {path}")

@@ -102,6 +102,7 @@ class WorkspaceComponent(Component):
         self.slot_key = nn.Parameter(torch.randn(k, ds) * 0.5)  # E: lets the stream address slots
         self.out_proj = nn.Linear(ds, d, bias=False)
         nn.init.normal_(self.out_proj.weight, std=0.02)
+        self._cycle_cache: dict[int, tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = {}
 
     @classmethod
     def ports(cls, params: WorkspaceParams, sizes: Sizes) -> tuple[dict[str, Port], dict[str, Port]]:
@@ -177,9 +178,11 @@ class WorkspaceComponent(Component):
 
         # 1/ρ of each candidate is folded into the small logits and write weights, so the
         # [B, T, M, D] candidates are only read (norm, projection), never rescaled or stacked
-        rms = torch.stack([torch.linalg.vector_norm(c, dim=-1) for c in cands], -1)
-        rms = (rms.square() / x.shape[-1] + 1e-6).sqrt()  # ρ [B, T, M]
-        proj = torch.stack([self.cand_proj(c) for c in cands], 2)  # W_c c = ρ · W_c ĉ
+        cache = self._cycle_cache if ctx.cycle > 0 else {}
+        reads = [self._read_candidate(i, c, cache) for i, c in enumerate(cands)]
+        self._cycle_cache = cache if ctx.cycle + 1 < ctx.cycles else {}
+        rms = torch.stack([r for r, _ in reads], -1)  # ρ [B, T, M]
+        proj = torch.stack([q for _, q in reads], 2)  # W_c c = ρ · W_c ĉ
         key, payload = proj.split([p.d_key, proj.shape[-1] - p.d_key], -1)  # payload: gate logits, values
         if not self.project_values:
             payload = torch.cat([payload, torch.stack(cands, 2)], -1)
@@ -225,6 +228,18 @@ class WorkspaceComponent(Component):
             ctx.record("write_gate", torch.sigmoid(gi))
             ctx.record("read_weights", lambda: beta.mean(-1).transpose(1, 2))
         return {"out": out}
+
+    def _read_candidate(self, i: int, c: torch.Tensor, cache: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ρ [B, T], W_c c [B, T, ·]) of candidate i. A candidate that did not change since the
+        previous cognitive cycle of the same forward (a module upstream of every feedback edge: the
+        model hands over the very same tensor) is not read again: ``cache`` keeps the readings for
+        the forward's later cycles only (the instance drops it after the last cycle)."""
+        hit = cache.get(i)
+        if hit is not None and hit[0] is c:
+            return hit[1]
+        rms = (torch.linalg.vector_norm(c, dim=-1).square() / c.shape[-1] + 1e-6).sqrt()
+        cache[i] = (c, (rms, self.cand_proj(c)))
+        return cache[i][1]
 
     @torch.no_grad()
     def _owners(self, log_f: torch.Tensor, gi: torch.Tensor, write: torch.Tensor, b_: int, t_: int

@@ -268,3 +268,33 @@ def test_gradcheck_without_straight_through():
         return ws({"x": x, "candidates": [c0, c1]}, Context())["out"]
 
     assert torch.autograd.gradcheck(f, (x, c0, c1), eps=1e-6, atol=1e-6, fast_mode=True)
+
+
+def test_unchanged_candidates_are_not_read_again_on_later_cycles():
+    """A candidate handed over unchanged on cycle 2 reuses cycle 1's reading: same output and
+    gradients as reading it again, and nothing is kept once the last cycle ran."""
+    ws = make()
+    first = data(3, seed=2)
+    fresh = [c.clone().requires_grad_(True) for c in first["candidates"]]
+    same = fresh[0]  # upstream of the feedback: the very same tensor on both cycles
+    second = {"x": torch.randn(B, T, D), "candidates": [same, fresh[1] * 2, fresh[2] + 1]}
+    calls = []
+    real = ws.cand_proj.forward
+    ws.cand_proj.forward = lambda c: (calls.append(c), real(c))[1]
+    out1 = ws({**first, "candidates": fresh}, Context(cycle=0, cycles=2))["out"]
+    out2 = ws(second, Context(cycle=1, cycles=2))["out"]
+    assert len(calls) == 5 and not any(c is same for c in calls[3:])
+    assert ws._cycle_cache == {}
+    (out1.square().sum() + out2.square().sum()).backward()
+    grads = [c.grad.clone() for c in fresh]
+
+    del ws.cand_proj.forward
+    again = [c.detach().clone().requires_grad_(True) for c in fresh]
+    ref1 = ws({**first, "candidates": again}, Context(cycle=0, cycles=1))["out"]
+    ref2 = ws({"x": second["x"], "candidates": [again[0], again[1] * 2, again[2] + 1]},
+              Context(cycle=0, cycles=1))["out"]  # every candidate read anew
+    torch.testing.assert_close(out2, ref2, rtol=0, atol=0)
+    torch.testing.assert_close(out1, ref1, rtol=0, atol=0)
+    (ref1.square().sum() + ref2.square().sum()).backward()
+    for g, c in zip(grads, again):
+        torch.testing.assert_close(g, c.grad)

@@ -304,8 +304,13 @@ static void stream_step(const sp_step_t *a, int64_t s, scratch_t *w) {
   }
 }
 
-static void step_range(const void *args, int64_t s0, int64_t s1) {
-  const sp_step_t *a = (const sp_step_t *)args;
+/* streams are handed out one at a time (a thread on a busy core does not hold the others up) */
+typedef struct { const sp_step_t *a; int64_t next; } queue_t;
+
+static void step_worker(const void *args, int64_t i0, int64_t i1) {
+  (void)i0; (void)i1;
+  queue_t *q = (queue_t *)args;
+  const sp_step_t *a = q->a;
   scratch_t w;
   w.act = (int32_t *)xmalloc((size_t)a->I * sizeof(int32_t));
   w.cnt = (uint64_t *)xmalloc((size_t)(a->C + 7) / 8 * sizeof(uint64_t));
@@ -315,13 +320,19 @@ static void step_range(const void *args, int64_t s0, int64_t s1) {
   w.sel = (float *)xmalloc((size_t)a->I * sizeof(float));
   w.flip = (uint8_t *)xmalloc((size_t)a->I);
   w.win = (int32_t *)xmalloc((size_t)a->C * sizeof(int32_t));
-  for (int64_t s = s0; s < s1; ++s) stream_step(a, s, &w);
+  for (;;) {
+    const int64_t s = __atomic_fetch_add(&q->next, 1, __ATOMIC_RELAXED);
+    if (s >= a->S) break;
+    stream_step(a, s, &w);
+  }
   free(w.act); free(w.cnt); free(w.keys); free(w.hist); free(w.before); free(w.sel); free(w.flip); free(w.win);
 }
 
 void cogsim_htm_sp_step(const sp_step_t *a, int32_t nthreads) {
   pthread_once(&spread_once, spread_init);
-  run_parallel_aligned(step_range, a, a->S, nthreads, 1);
+  queue_t q = {a, 0};
+  if (nthreads > a->S) nthreads = (int32_t)a->S;
+  run_parallel_aligned(step_worker, &q, nthreads, nthreads, 1);  /* one worker per thread */
 }
 
 static void bits_range(const void *args, int64_t s0, int64_t s1) {

@@ -57,6 +57,7 @@ EPSILON = 1e-6
 UPDATE_PERIOD = 50
 MAX_LOCAL_AREA_DENSITY = 0.5
 BACKENDS = ("auto", "native", "torch")
+_COUNT = {False: torch.tensor([1, 0]), True: torch.tensor([1, 1])}  # iteration increments (CPU, native path)
 
 
 def _f32(x: float) -> float:
@@ -200,11 +201,11 @@ class SpatialPooler(nn.Module):
         if tuple(input_sdr.shape) != (S, I):
             raise ValueError(f"input_sdr must have shape [{S}, {I}], got {list(input_sdr.shape)}")
         x = input_sdr.to(device=self.device, dtype=torch.bool)
+        if self._native:
+            return self._native_compute(x.contiguous(), learn)
         self.iterations[0] += 1
         if learn:
             self.iterations[1] += 1
-        if self._native:
-            return self._native_compute(x.contiguous(), learn)
         if not self._conn_fresh:
             self._refresh_connected()
         if learn:
@@ -252,17 +253,20 @@ class SpatialPooler(nn.Module):
         kernel also refreshes the minimum duty cycles when they are due)."""
         from cogsim.htm import native_sp
 
+        buffers = self._buffers
         for name in ("permanence", "overlap_duty", "active_duty", "min_overlap_duty"):  # written in place
-            if not self._buffers[name].is_contiguous():
-                self._buffers[name] = self._buffers[name].contiguous()
+            if not buffers[name].is_contiguous():
+                buffers[name] = buffers[name].contiguous()
         threads = _threads()
         if self._bits is None:
             self._bits = native_sp.connected_bits(self, threads)
-        due = learn and int(self.iterations[0]) % UPDATE_PERIOD == 0
-        key = (id(self.inhibition_radius), self.inhibition_radius._version)
+        count = buffers["iterations"].add_(_COUNT[bool(learn)]).tolist()[0]  # (all, learning) += (1, learn)
+        due = learn and count % UPDATE_PERIOD == 0
+        radius = buffers["inhibition_radius"]
+        key = (id(radius), radius._version)
         if self._n_desired_key != key:  # changes only with the inhibition radius
             self._n_desired_cache, self._n_desired_key = self._n_desired(), key
-        decay, inc = self._duty_rates()
+        decay, inc = self._duty_rates(count)
         boosting = self.boost_strength >= EPSILON
         self.overlaps, active, bumped = native_sp.step(self, self._bits, x, learn, self._n_desired_cache, decay, inc,
                                                        boosting, due, threads)
@@ -407,9 +411,9 @@ class SpatialPooler(nn.Module):
             flat = ((row // C) * I + i) * C + row % C
             self.connected_t.view(-1)[flat] = now[r, i].to(torch.uint8)
 
-    def _duty_rates(self) -> tuple[float, float]:
-        """Duty-cycle decay and increment of this step (float32 values)."""
-        period = float(min(self.duty_cycle_period, int(self.iterations[0])))
+    def _duty_rates(self, count: int | None = None) -> tuple[float, float]:
+        """Duty-cycle decay and increment of this step (float32 values); ``count``: steps so far."""
+        period = float(min(self.duty_cycle_period, int(self.iterations[0]) if count is None else count))
         return _f32((period - 1) / period), _f32(1.0 / period)
 
     def _update_duty_cycles(self, overlaps: torch.Tensor, active: torch.Tensor) -> None:

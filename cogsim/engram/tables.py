@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cogsim.engram import native_gather
 from cogsim.engram.sparse_optim import COUNT, STATE_SLOTS, RowwiseOptimizer
 from cogsim.errors import CogsimError
 
@@ -102,10 +103,14 @@ def host_empty(shape: tuple[int, int], pin: bool = False) -> torch.Tensor:
 
 
 def gather_rows(weight: torch.Tensor, idx: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """``weight[idx]`` into ``out``. On the CPU rows are copied as 16-byte elements where the layout
-    allows (fewer, wider element copies: measurably faster gathers of 256-byte rows)."""
+    """``weight[idx]`` into ``out``. On the CPU the native prefetching gather
+    (:mod:`cogsim.engram.native_gather`) copies the rows; without it rows are copied as 16-byte
+    elements where the layout allows (fewer, wider element copies than float by float)."""
     if out is None:
         out = torch.empty(len(idx), weight.shape[1], dtype=weight.dtype, device=weight.device)
+    if not torch.is_grad_enabled() or not weight.requires_grad:
+        if native_gather.gather(weight, idx, out):  # prefetching C gather where it applies
+            return out
     wide = (weight.device.type == "cpu" and weight.dtype == torch.float32 and weight.shape[1] % 4 == 0
             and weight.is_contiguous() and out.is_contiguous() and weight.data_ptr() % 16 == 0
             and out.data_ptr() % 16 == 0)

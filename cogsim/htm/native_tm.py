@@ -255,22 +255,36 @@ static void seg_destroy(stream_t *st, int32_t g) {
   iv_push(&st->free_slots, g);
 }
 
-/* ---- sorting small arrays ---- */
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b; return x < y ? -1 : x > y;
-}
-static void sort_u64(uint64_t *k, int64_t n) {
-  if (n > 48) { qsort(k, (size_t)n, 8, cmp_u64); return; }
-  for (int64_t i = 1; i < n; ++i) { uint64_t v = k[i]; int64_t j = i; while (j > 0 && k[j - 1] > v) { k[j] = k[j - 1]; --j; } k[j] = v; }
-}
-INL int cand_less(const cand_t *a, const cand_t *b) { return a->cell < b->cell || (a->cell == b->cell && a->uid < b->uid); }
-static int cmp_cand(const void *a, const void *b) {
-  const cand_t *x = (const cand_t *)a, *y = (const cand_t *)b; return cand_less(x, y) ? -1 : cand_less(y, x);
-}
-static void sort_cands(cand_t *c, int64_t n) {
-  if (n > 48) { qsort(c, (size_t)n, sizeof(cand_t), cmp_cand); return; }
-  for (int64_t i = 1; i < n; ++i) { cand_t v = c[i]; int64_t j = i; while (j > 0 && cand_less(&v, &c[j - 1])) { c[j] = c[j - 1]; --j; } c[j] = v; }
-}
+/* ---- sorting (keys are always distinct, so any correct sort gives the same order) ---- */
+/* quicksort (median of three, the smaller part first) with an insertion sort for short runs;
+   comparisons inline, not through qsort's function pointer */
+#define DEFINE_SORT(NAME, T, LESS)                                                              \
+  static void NAME(T *v, int64_t n) {                                                           \
+    while (n > 24) {                                                                            \
+      T a = v[0], b = v[n / 2], c = v[n - 1], p;                                                \
+      if (LESS(a, b)) p = LESS(b, c) ? b : (LESS(a, c) ? c : a);                                \
+      else p = LESS(a, c) ? a : (LESS(b, c) ? c : b);                                           \
+      int64_t i = 0, j = n - 1;                                                                 \
+      for (;;) {                                                                                \
+        while (LESS(v[i], p)) ++i;                                                              \
+        while (LESS(p, v[j])) --j;                                                              \
+        if (i >= j) break;                                                                      \
+        T t = v[i]; v[i] = v[j]; v[j] = t; ++i; --j;                                            \
+      }                                                                                         \
+      /* v[0..j] <= p <= v[j+1..n) */                                                           \
+      if (j + 1 < n - j - 1) { NAME(v, j + 1); v += j + 1; n -= j + 1; }                        \
+      else { NAME(v + j + 1, n - j - 1); n = j + 1; }                                           \
+    }                                                                                           \
+    for (int64_t i = 1; i < n; ++i) {                                                           \
+      T x = v[i]; int64_t j = i;                                                                \
+      while (j > 0 && LESS(x, v[j - 1])) { v[j] = v[j - 1]; --j; }                             \
+      v[j] = x;                                                                                 \
+    }                                                                                           \
+  }
+#define U64_LESS(x, y) ((x) < (y))
+#define CAND_LESS(x, y) ((x).cell < (y).cell || ((x).cell == (y).cell && (x).uid < (y).uid))
+DEFINE_SORT(sort_u64, uint64_t, U64_LESS)
+DEFINE_SORT(sort_cands, cand_t, CAND_LESS)
 static uint64_t *keys_reserve(stream_t *st, int64_t n) {
   if (n > st->cap_keys) { st->cap_keys = n + 64; st->keys = (uint64_t *)xrealloc(st->keys, (size_t)st->cap_keys * 8); }
   return st->keys;

@@ -89,6 +89,10 @@ def _run_tm(kind: str, streams: int, steps: int, args) -> dict:
         late = cycles[10:]
         one = ((late == 1.0).sum(1) == 1) & ((late == 0.0).sum(1) == 99)
         row["cycles_with_one_unpredicted_step"] = round(float(one.float().mean()), 4)
+        # where the surprise sits (stream 0), and how many cycles it stays at one element
+        where = [int(c[:, 0].argmax()) for c, ok in zip(late, one[:, 0]) if ok]
+        moves = sum((b - a) % 100 for a, b in zip(where, where[1:]))
+        row["cycles_per_move"] = round((len(where) - 1) / moves, 2) if moves else None
     return row
 
 
@@ -159,6 +163,10 @@ def run(args: argparse.Namespace) -> int:
             if "cycles_with_one_unpredicted_step" in batched:
                 print("  cycles (after 10) with exactly one fully unpredicted step: "
                       f"{batched['cycles_with_one_unpredicted_step']:.1%}")
+                if batched.get("cycles_per_move"):
+                    print(f"  it moves forward one element every {batched['cycles_per_move']:g} cycles (a new segment "
+                          "needs 1 + ceil((connected − initial permanence) / increment) cycles to connect: 4 with "
+                          "0.5 / 0.21 / 0.1; 1 when segments connect at birth)")
             print(f"  memory: {batched['memory_mb']:,.0f} MB, {batched['segments_per_stream']:,.0f} segments/stream")
             if kind == "nonrepeating" and steps < 10_000:
                 print(f"  note: {steps} steps, not 10,000: memory is smaller than in htm.core's figure, so the "

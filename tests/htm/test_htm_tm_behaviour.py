@@ -184,6 +184,22 @@ def test_repeating_sequence_has_one_unpredicted_step_per_cycle_moving_forward():
     assert all(b - a == 4 for a, b in zip(moves, moves[1:]))
 
 
+def test_surprise_moves_one_element_per_cycle_when_segments_connect_at_birth():
+    """With initial_permanence ≥ connected_permanence a new segment is active on the next cycle, so
+    the single unpredicted step moves forward exactly one element every cycle (until it has gone
+    round the whole sequence, after n cycles)."""
+    n = 20
+    tm = TemporalMemory(256, cells_per_column=8, streams=1, seed=3, initial_permanence=0.5)
+    seq = _codes(n, num_columns=256, active=20, seed=4)
+    positions = []
+    for cycle in range(n - 1):
+        a = torch.stack([tm.compute(seq[i])[0] for i in range(n)])
+        if cycle >= 3:
+            assert int((a == 1.0).sum()) == 1 and int((a == 0.0).sum()) == n - 1, (cycle, a)
+            positions.append(int((a == 1.0).nonzero()))
+    assert all((b - a) % n == 1 for a, b in zip(positions, positions[1:])), positions
+
+
 def test_state_dict_round_trip_continues_identically():
     xs = _codes(40, streams=2, seed=8)
     tm = _tm(streams=2)

@@ -52,7 +52,9 @@ typedef struct {
   float connected, inc, dec, bump, duty_decay, duty_inc, min_pct_overlap_duty;
 } sp_step_t;
 
-typedef struct { int32_t *act, *win; uint64_t *cnt, *keys; int64_t *hist; float *before, *sel; uint8_t *flip; } scratch_t;
+typedef struct {
+  int32_t *act, *win; uint64_t *cnt, *keys; int64_t *hist; float *before, *sel; uint8_t *flip;
+} scratch_t;
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the overlap counters assume a little-endian machine"
@@ -200,8 +202,10 @@ static void stream_step(const sp_step_t *a, int64_t s, scratch_t *w) {
     memset(cnt, 0, (size_t)nbytes * sizeof(uint64_t));
     int64_t j = b0;
     for (; j + 4 <= b1; j += 4) {  /* four rows per pass over the counters */
-      const uint8_t *r0 = (const uint8_t *)(bits + w->act[j] * W), *r1 = (const uint8_t *)(bits + w->act[j + 1] * W),
-                    *r2 = (const uint8_t *)(bits + w->act[j + 2] * W), *r3 = (const uint8_t *)(bits + w->act[j + 3] * W);
+      const uint8_t *r0 = (const uint8_t *)(bits + w->act[j] * W);
+      const uint8_t *r1 = (const uint8_t *)(bits + w->act[j + 1] * W);
+      const uint8_t *r2 = (const uint8_t *)(bits + w->act[j + 2] * W);
+      const uint8_t *r3 = (const uint8_t *)(bits + w->act[j + 3] * W);
       for (int64_t k = 0; k < nbytes; ++k) cnt[k] += (SPREAD[r0[k]] + SPREAD[r1[k]]) + (SPREAD[r2[k]] + SPREAD[r3[k]]);
     }
     for (; j < b1; ++j) {
@@ -226,7 +230,9 @@ static void stream_step(const sp_step_t *a, int64_t s, scratch_t *w) {
     const int64_t H = max_ov + 1;
     memset(hist, 0, (size_t)(4 * H) * sizeof(int64_t));
     int64_t c = 0;
-    for (; c + 4 <= C; c += 4) { hist[ov[c]]++; hist[H + ov[c + 1]]++; hist[2 * H + ov[c + 2]]++; hist[3 * H + ov[c + 3]]++; }
+    for (; c + 4 <= C; c += 4) {
+      hist[ov[c]]++; hist[H + ov[c + 1]]++; hist[2 * H + ov[c + 2]]++; hist[3 * H + ov[c + 3]]++;
+    }
     for (; c < C; ++c) hist[ov[c]]++;
     int64_t v = max_ov, above = 0;
     for (;; --v) {
@@ -416,7 +422,8 @@ def step(sp, bits: torch.Tensor, x: torch.Tensor, learn: bool, n_desired: torch.
     nd = n_desired.to(torch.int64).contiguous()
     args = _Step(S=S, C=C, I=I, W=words(C), x=x.data_ptr(), perm=sp.permanence.data_ptr(), bits=bits.data_ptr(),
                  boost=None if boost is None else boost.data_ptr(), overlap_duty=sp.overlap_duty.data_ptr(),
-                 active_duty=sp.active_duty.data_ptr(), min_overlap_duty=sp.min_overlap_duty.data_ptr(), n_desired=nd.data_ptr(),
+                 active_duty=sp.active_duty.data_ptr(), min_overlap_duty=sp.min_overlap_duty.data_ptr(),
+                 n_desired=nd.data_ptr(),
                  overlaps=overlaps.data_ptr(), active=active.data_ptr(), bumped=bumped.data_ptr(),
                  learn=int(learn), stimulus_threshold=sp.stimulus_threshold,
                  update_min_duty=int(learn and update_min_duty), connected=sp._connected,

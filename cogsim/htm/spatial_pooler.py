@@ -197,7 +197,7 @@ class SpatialPooler(nn.Module):
     @torch.no_grad()
     def compute(self, input_sdr: torch.Tensor, learn: bool = True) -> torch.Tensor:
         """Active columns [streams, num_columns] (bool) for the input [streams, input_size]."""
-        S, C, I = self.streams, self.num_columns, self.input_size
+        S, I = self.streams, self.input_size
         if tuple(input_sdr.shape) != (S, I):
             raise ValueError(f"input_sdr must have shape [{S}, {I}], got {list(input_sdr.shape)}")
         x = input_sdr.to(device=self.device, dtype=torch.bool)

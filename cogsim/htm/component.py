@@ -62,7 +62,9 @@ class HTMParams:
     learn: Literal["train", "always", "never"] = "train"
     readout: Literal["predicted_columns", "predictive_cells"] = "predicted_columns"
     seed: int = 0
-    backend: Literal["torch", "htmcore"] = "torch"  # htmcore: htm.core's C++ TM (if installed; not checkpointed)
+    # torch: cogsim's TemporalMemory (its C kernel on a CPU, torch elsewhere; checkpointed);
+    # htmcore: htm.core's C++ TM (if installed; not checkpointed)
+    backend: Literal["torch", "htmcore"] = "torch"
 
     def __post_init__(self) -> None:
         for name in ("columns", "cells_per_column", "active_columns", "max_segments_per_cell",

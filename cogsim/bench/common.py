@@ -102,3 +102,14 @@ def append_csv(path: str | Path, rows: Iterable[dict]) -> Path:
 def add_csv_argument(parser, default_name: str) -> None:
     parser.add_argument("--csv", default=str(DEFAULT_DIR / default_name),
                         help=f"CSV to append results to (default: experiments/bench/{default_name})")
+
+
+def parse_choices(text: str, allowed, option: str, what: str) -> list[str]:
+    """A comma-separated option value as a list, every item one of ``allowed`` (else a one-line error)."""
+    from cogsim.errors import CogsimError
+
+    items = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = sorted(set(items) - set(allowed))
+    if unknown:
+        raise CogsimError(f"{option}: unknown {what} {unknown[0]!r}; choose from {', '.join(allowed)}")
+    return items

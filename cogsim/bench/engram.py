@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cogsim.bench.common import add_csv_argument, append_csv, time_call, time_pair
+from cogsim.bench.common import add_csv_argument, append_csv, parse_choices, time_call, time_pair
 from cogsim.component import Context, Sizes
 from cogsim.engram.component import EngramComponent, EngramParams
 
@@ -195,12 +195,7 @@ def bench_step(args, config: str) -> tuple[list[dict], float]:
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(parts) - set(PARTS))
-    if unknown:
-        from cogsim.errors import CogsimError
-
-        raise CogsimError(f"--parts: unknown part {unknown[0]!r}; choose from {', '.join(PARTS)}")
+    parts = parse_choices(args.parts, PARTS, "--parts", "part")
     p = EngramParams()
     config = (f"B={args.batch} T={args.seq_len} d={args.d_model} vocab={args.vocab} N={p.max_ngram_size} "
               f"heads={p.n_head_per_ngram} embed={p.n_embed_per_ngram} rows/head=5×vocab")

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from cogsim.bench.common import add_csv_argument, append_csv, sync
+from cogsim.bench.common import add_csv_argument, append_csv, parse_choices, sync
 from cogsim.snn import native
 from cogsim.snn.lif import lif_sequence
 
@@ -62,12 +62,7 @@ def _fwd_bwd(forward, x, grads):
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
-    unknown = sorted(set(paths) - set(PATHS))
-    if unknown:
-        from cogsim.errors import CogsimError
-
-        raise CogsimError(f"--paths: unknown path {unknown[0]!r}; choose from {', '.join(PATHS)}")
+    paths = parse_choices(args.paths, PATHS, "--paths", "path")
     dev = torch.device(args.device)
     torch.manual_seed(0)
     T, B, N = args.steps, args.batch, args.neurons

@@ -41,6 +41,13 @@ class Context:
     def nodes(self, type_name: str) -> list[str]:
         return [n for n, info in self.model.plan.nodes.items() if info.type == type_name]
 
+    def traced(self, probe: Probe, type_name: str, key: str):
+        """(node, traces) of every node of ``type_name`` that recorded ``key`` on ``probe``."""
+        for node in self.nodes(type_name):
+            traces = self.traces[probe.name].get(node)
+            if traces and key in traces:
+                yield node, traces
+
     def probe(self, name: str) -> Probe:
         return next(p for p in self.probes if p.name == name)
 
@@ -100,10 +107,7 @@ def workspace_figures(ctx: Context) -> list[Figure]:
     probe, out = _first_probe(ctx), []
     if probe is None:
         return out
-    for node in ctx.nodes("workspace"):
-        traces = ctx.traces[probe.name].get(node)
-        if not traces or "bids" not in traces:
-            continue
+    for node, traces in ctx.traced(probe, "workspace", "bids"):
         path = plot_workspace(traces, ctx.labels(probe), candidate_names(ctx.model, node),
                               ctx.fig_dir / f"workspace_{node}.png", f"Workspace '{node}' on {probe.title}",
                               ctx.cycles)
@@ -150,10 +154,7 @@ def spike_figures(ctx: Context) -> list[Figure]:
     probe, out = _first_probe(ctx), []
     if probe is None:
         return out
-    for node in ctx.nodes("snn"):
-        traces = ctx.traces[probe.name].get(node)
-        if not traces or "spikes" not in traces:
-            continue
+    for node, traces in ctx.traced(probe, "snn", "spikes"):
         path = plot_spikes(traces, ctx.labels(probe), ctx.fig_dir / f"spikes_{node}.png",
                            f"Spiking layer '{node}' on {probe.title}", ctx.cycles)
         out.append(Figure(path, f"Spike raster ({node})",
@@ -173,10 +174,7 @@ def htm_figures(ctx: Context) -> list[Figure]:
     probe = next((p for p in ctx.probes if p.name == "pattern" and p.name in ctx.traces), _first_probe(ctx))
     if probe is None:
         return out
-    for node in ctx.nodes("htm"):
-        traces = ctx.traces[probe.name].get(node)
-        if not traces or "anomaly" not in traces:
-            continue
+    for node, traces in ctx.traced(probe, "htm", "anomaly"):
         params = ctx.model.nodes[node].params
         path = plot_htm(traces, ctx.labels(probe), ctx.fig_dir / f"htm_{node}.png", f"HTM '{node}' on {probe.title}",
                         getattr(params, "active_columns", None))

@@ -23,7 +23,7 @@ from cogsim.evaluate.probes import flatten, run_probes, to_json
 from cogsim.graph.build import build_plan
 from cogsim.graph.spec import ArchSpec
 from cogsim.model import CognitiveModel
-from cogsim.train import checkpoint
+from cogsim.train import checkpoint, distributed
 from cogsim.train.schedule import lr_at
 
 
@@ -76,7 +76,9 @@ class Trainer:
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
-        self.dev = resolve_device(self.device)
+        self.world, self.dev = distributed.join(resolve_device(self.device))
+        if not self.world.main:
+            self.progress = Progress()
         self.s = self.spec.train
         self.seq_len = self.spec.model.seq_len
         self.metrics_path = self.run_dir / "metrics.jsonl"
@@ -94,10 +96,18 @@ class Trainer:
         return {"folder": found}
 
     def setup(self) -> None:
+        world = self.world
+        distributed.check_batch(self.s.batch_size, world)
         existing = self._check_run_dir()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        world.barrier()  # every rank has looked at the run folder before rank 0 writes to it
+        if world.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        else:  # rank 0 trains the tokenizer and fills the cache first
+            world.barrier()
         corpus = load_corpus(self.spec.data.path, self.spec.data.val_percent)
         self.data: TokenData = prepare(corpus, self.spec.model.vocab_size, self.spec.data.tokenizer_sample_mb)
+        if world.main:
+            world.barrier()
         self.token_bytes = token_bytes(self.data.tokenizer)
         self.corpus_name = corpus.name
         torch.manual_seed(self.s.seed)
@@ -105,6 +115,7 @@ class Trainer:
         self.model = CognitiveModel(self.plan).to(self.dev)
         self.model.attach_run_dir(self.run_dir)
         self.model.attach_tokenizer(self.data.tokenizer)
+        distributed.place_rows(self.model, world, self.s.batch_size)
         self.opt = make_optimizer(self.model, self.s)
         self.sampler = self._sampler()
         self.val = validation_windows(self.data.val, self.seq_len, self.s.eval_batches * self.s.batch_size)
@@ -112,10 +123,11 @@ class Trainer:
         config = self.spec.resolved()
         if existing:
             self._restore(existing["folder"], config)
-        else:
+        elif world.main:
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
             self.data.tokenizer.save(str(self.run_dir / "tokenizer.json"))
             self.metrics_path.write_text("")
+        self.net = distributed.wrap(self.model, world, self.dev)
 
     def _sampler(self) -> WindowSampler:
         """Corpus windows, with a share ``data.task_mix`` of generated probe-task text mixed in."""
@@ -148,17 +160,21 @@ class Trainer:
         if json.dumps(saved, sort_keys=True, default=str) != json.dumps(now, sort_keys=True, default=str):
             raise CogsimError(f"--resume: the architecture or settings differ from the run saved in {self.run_dir}"
                               " (only train.steps may change)")
-        checkpoint.restore_model(self.model, model_state, extra)
+        checkpoint.restore_model(self.model, model_state, extra, folder)
         checkpoint.load_optimizer_tensors(self.opt, extra)
         torch.set_rng_state(extra["rng.torch"])
         self.sampler.load_state(extra["rng.sampler"])
         self.step, self.history = record["step"], record.get("history", [])
+        if not self.world.main:
+            return
         kept = [line for line in self.metrics_path.read_text().splitlines()
                 if line.strip() and json.loads(line).get("step", 0) <= self.step] if self.metrics_path.exists() else []
         self.metrics_path.write_text("".join(k + "\n" for k in kept))
 
     # ---- bookkeeping ---------------------------------------------------------------------------
     def _log(self, row: dict) -> None:
+        if not self.world.main:
+            return
         with self.metrics_path.open("a") as f:
             f.write(json.dumps(row) + "\n")
 
@@ -170,25 +186,32 @@ class Trainer:
         extra["rng.torch"] = torch.get_rng_state()
         extra["rng.sampler"] = self.sampler.state()
         record = {"step": self.step, "config": self.spec.resolved(), "history": self.history,
-                  "vocab_size": self.data.vocab_size, "torch": torch.__version__}
-        checkpoint.save(self.run_dir, self.model.state_dict(), extra, record)
+                  "vocab_size": self.data.vocab_size, "torch": torch.__version__, "ranks": self.world.size}
+        shards = {f"{name}.{key}": v for name, comp in self.model.components() for key, v in comp.row_shards().items()}
+        model_state = distributed.gather_states(self.model, self.world, self.s.batch_size)
+        checkpoint.save(self.run_dir, model_state, extra, record, shards, self.world)
 
     def evaluate(self) -> dict:
+        if self.world.parallel:
+            return distributed.evaluate(self.model, *self.val, self.token_bytes, self.s.batch_size, self.dev,
+                                        self.world, autocast=self.dev.type == "cuda")
         return evaluate(self.model, *self.val, self.token_bytes, self.s.batch_size, self.dev,
                         autocast=self.dev.type == "cuda")
 
     # ---- the loop ------------------------------------------------------------------------------
     def train_step(self) -> float:
-        x, y = self.sampler.next()
-        x, y = x.to(self.dev, non_blocking=True), y.to(self.dev, non_blocking=True)
+        x, y = self.sampler.next()  # the global batch; this rank trains on its block of rows
+        rows = self.world.rows(len(x))
+        x, y = x[rows].to(self.dev, non_blocking=True), y[rows].to(self.dev, non_blocking=True)
         lr = lr_at(self.step, self.s)
         for group in self.opt.param_groups:
             group["lr"] = lr
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
-            logits = self.model(x)
+            logits = self.net(x)
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-        if not torch.isfinite(loss):
-            self._diverged(f"loss became {float(loss.detach())}")
+        mean = self.world.all_sum(loss / self.world.size) if self.world.parallel else loss.detach()
+        if not torch.isfinite(mean):  # the same decision on every rank
+            self._diverged(f"loss became {float(mean)}")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.s.grad_clip > 0:
@@ -200,7 +223,7 @@ class Trainer:
         for _, comp in self.model.components():
             comp.sparse_step(lr)
         self.step += 1
-        return float(loss.detach())
+        return float(mean)
 
     def _diverged(self, what: str) -> None:
         found = checkpoint.find(self.run_dir)
@@ -211,6 +234,10 @@ class Trainer:
 
     def train(self, stop_after: int | None = None) -> dict:
         """Train to ``spec.train.steps`` (or ``stop_after`` more steps, keeping a checkpoint)."""
+        with distributed.guard(self.world):
+            return self._train(stop_after)
+
+    def _train(self, stop_after: int | None) -> dict:
         self.setup()
         s = self.s
         end = s.steps if stop_after is None else min(s.steps, self.step + stop_after)
@@ -250,6 +277,9 @@ class Trainer:
         finally:
             self.progress.on_stop()
         elapsed = time.perf_counter() - t0
+        distributed.collect_on_main(self.model, self.world, s.batch_size)  # rank 0 goes on alone
+        if not self.world.main:
+            return {"steps": self.step, "rank": self.world.rank}
         summary = self.summary(elapsed)
         if self.spec.data.probe_count > 0 and self.step >= s.steps:
             t_probe = time.perf_counter()

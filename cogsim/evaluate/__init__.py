@@ -1,1 +1,1 @@
-"""Evaluation of trained models: validation loss and bits per byte, probes, statistics, ablations."""
+"""Evaluation of trained models: validation loss and bits per byte, probes, statistics."""

@@ -18,6 +18,11 @@ def _positive(**fields: float) -> None:
             raise ValueError(f"{name} must be > 0, got {value}")
 
 
+def _window(window: int | None) -> None:
+    if window is not None and window < 0:
+        raise ValueError(f"window must be ≥ 0 (0: full attention), got {window}")
+
+
 def _fraction(**fields: float) -> None:
     for name, value in fields.items():
         if not 0.0 <= value < 1.0:
@@ -61,10 +66,12 @@ class AttentionParams:
     n_heads: int | None = None  # default: the model's n_heads
     dropout: float = 0.0
     rope_base: float = 10000.0
+    window: int | None = None  # positions each token sees, itself included; None: model.window; 0: all
 
     def __post_init__(self) -> None:
         _positive(n_heads=self.n_heads, rope_base=self.rope_base)
         _fraction(dropout=self.dropout)
+        _window(self.window)
 
 
 def rotary(x: torch.Tensor, base: float) -> torch.Tensor:
@@ -77,9 +84,17 @@ def rotary(x: torch.Tensor, base: float) -> torch.Tensor:
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
+def window_mask(t: int, window: int, device: torch.device) -> torch.Tensor:
+    """Boolean [T, T] mask of sliding-window causal attention: query i sees keys i-W+1 … i."""
+    i = torch.arange(t, device=device)
+    lag = i[:, None] - i[None, :]
+    return (lag >= 0) & (lag < window)
+
+
 class Attention(Component):
     """Pre-norm causal multi-head self-attention (``scaled_dot_product_attention``, rotary
-    positions); returns the residual delta."""
+    positions); returns the residual delta. With ``window: W`` each position sees only the last W
+    positions (itself included), so L stacked layers reach exactly L·(W−1) tokens back."""
 
     type_name = "attention"
     Params = AttentionParams
@@ -94,6 +109,7 @@ class Attention(Component):
         self.qkv = nn.Linear(d, 3 * d, bias=False)
         self.proj = nn.Linear(d, d, bias=False)
         self.dropout = params.dropout
+        self.window = sizes.window if params.window is None else params.window
 
     def forward(self, inputs, ctx):
         x = inputs["x"]
@@ -101,8 +117,12 @@ class Attention(Component):
         q, k, v = self.qkv(self.norm(x)).view(b, t, 3, self.n_heads, d // self.n_heads).unbind(2)
         q, k, v = (z.transpose(1, 2) for z in (q, k, v))
         q, k = rotary(q, self.params.rope_base), rotary(k, self.params.rope_base)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        drop = self.dropout if self.training else 0.0
+        if 0 < self.window < t:  # the window cuts something off: an explicit mask
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=window_mask(t, self.window, x.device),
+                                               dropout_p=drop)
+        else:  # full causal attention (also when W ≥ T: the same computation, bit for bit)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
         return {"out": self.proj(y.transpose(1, 2).reshape(b, t, d))}
 
 
@@ -144,10 +164,12 @@ class BlockParams:
     n_heads: int | None = None
     ffn_hidden: int | None = None
     dropout: float = 0.0
+    window: int | None = None  # attention window (see AttentionParams); None: model.window
 
     def __post_init__(self) -> None:
         _positive(n_heads=self.n_heads, ffn_hidden=self.ffn_hidden)
         _fraction(dropout=self.dropout)
+        _window(self.window)
 
 
 class Block(Component):
@@ -159,7 +181,7 @@ class Block(Component):
 
     def __init__(self, params: BlockParams, sizes: Sizes) -> None:
         super().__init__(params, sizes)
-        self.attn = Attention(AttentionParams(params.n_heads, params.dropout), sizes)
+        self.attn = Attention(AttentionParams(params.n_heads, params.dropout, window=params.window), sizes)
         self.ffn = FeedForward(FeedForwardParams(params.ffn_hidden, params.dropout), sizes)
 
     def forward(self, inputs, ctx):

@@ -47,6 +47,7 @@ class Sizes:
     n_heads: int
     seq_len: int
     vocab_size: int
+    window: int = 0  # default attention window of every block (0: full causal attention)
 
 
 @dataclass

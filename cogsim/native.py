@@ -1,14 +1,17 @@
 """Small C kernels compiled with the system compiler on first use, cached on disk, called by ctypes.
 
 Memory systems use this for loops that torch cannot fuse on a CPU (per-step recurrences, sparse
-bookkeeping). No torch headers are involved, so a build takes about a second. Without a compiler,
-or with the library's switch variable set to 0, :meth:`NativeLibrary.get` returns ``None`` and the
-caller uses its pure-torch path; the reason is kept for :meth:`NativeLibrary.status`.
+bookkeeping). Each kernel is a ``.c`` file next to its Python wrapper, shipped as package data and
+read with ``importlib.resources``; constants reach it as ``-D`` flags. No torch headers are involved,
+so a build takes about a second. Without a compiler, or with the library's switch variable set to 0,
+:meth:`NativeLibrary.get` returns ``None`` and the caller uses its pure-torch path; the reason is
+kept for :meth:`NativeLibrary.status`.
 """
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.resources
 import os
 import platform
 import shutil
@@ -19,34 +22,16 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-#: Split [0, M) into ranges and run a function on each from a few pthreads (include in a source).
-PARALLEL_C = r"""
-#include <stdint.h>
-#include <pthread.h>
-typedef void (*range_fn)(const void *args, int64_t i0, int64_t i1);
-typedef struct { range_fn fn; const void *args; int64_t i0, i1; } job_t;
-static void *job_main(void *p) { job_t *j = (job_t *)p; j->fn(j->args, j->i0, j->i1); return NULL; }
-/* ranges are multiples of `align` items; nthreads is clamped to [1, 64] */
-static void run_parallel_aligned(range_fn fn, const void *args, int64_t M, int nthreads, int64_t align) {
-  if (nthreads > 64) nthreads = 64;
-  if (nthreads < 1) nthreads = 1;
-  int64_t per = (M + nthreads - 1) / nthreads;
-  if (align > 1) per = (per + align - 1) / align * align;
-  if (nthreads == 1 || per >= M) { fn(args, 0, M); return; }
-  pthread_t th[64]; job_t jobs[64]; int started[64]; int n = 0;
-  for (int64_t i0 = per; i0 < M && n < 63; i0 += per, ++n) {
-    jobs[n].fn = fn; jobs[n].args = args; jobs[n].i0 = i0; jobs[n].i1 = i0 + per < M ? i0 + per : M;
-    started[n] = pthread_create(&th[n], NULL, job_main, &jobs[n]) == 0;
-    if (!started[n]) job_main(&jobs[n]);
-  }
-  fn(args, 0, per);
-  for (int k = 0; k < n; ++k) if (started[k]) pthread_join(th[k], NULL);
-}
-"""
+#: Headers of the ``cogsim`` package every kernel may include (the shared thread pool).
+SHARED_HEADERS = ("native_parallel.h",)
 
 #: Exact IEEE arithmetic (no FMA contraction, no fast-math) so kernels can equal torch's results.
 EXACT_CFLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC",
                 "-shared", "-pthread"]
+
+
+#: Every kernel library defined so far (the modules that wrap kernels create theirs at import).
+LIBRARIES: list["NativeLibrary"] = []
 
 
 def cache_root() -> Path:
@@ -65,35 +50,62 @@ def _cpu_id() -> str:
 
 
 class NativeLibrary:
-    """One C source built on first use. ``declare(lib)`` sets ctypes signatures after loading and may
-    raise ``RuntimeError`` to reject the library (e.g. a stale ABI)."""
+    """One C source (``source`` in ``package``, with its own ``headers`` there and the shared ones)
+    built on first use with ``defines`` as ``-D`` flags. ``declare(lib)`` sets ctypes signatures
+    after loading and may raise ``RuntimeError`` to reject the library (e.g. a stale ABI)."""
 
-    def __init__(self, name: str, source: str, switch: str, declare: Callable[[ctypes.CDLL], None],
+    def __init__(self, name: str, package: str, source: str, switch: str, declare: Callable[[ctypes.CDLL], None],
+                 defines: dict[str, int] | None = None, headers: tuple[str, ...] = (),
                  cflags: list[str] | None = None) -> None:
-        self.name, self.source, self.switch, self.declare = name, source, switch, declare
+        self.name, self.package, self.source, self.headers = name, package, source, tuple(headers)
+        self.switch, self.declare = switch, declare
+        self.defines = dict(defines or {})
         self.cflags = list(cflags or EXACT_CFLAGS)
         self._lock = threading.Lock()
         self._state: dict[str, object] = {}
+        LIBRARIES.append(self)
+
+    def files(self) -> dict[str, str]:
+        """The text of every file the build reads, by file name (the source first)."""
+        res = importlib.resources.files(self.package)
+        out = {name: res.joinpath(name).read_text() for name in (self.source, *self.headers)}
+        shared = importlib.resources.files("cogsim")
+        out.update({name: shared.joinpath(name).read_text() for name in SHARED_HEADERS})
+        return out
+
+    def flags(self) -> list[str]:
+        """Compiler flags: ``cflags`` and the ``-D`` constants."""
+        return [*self.cflags, *(f"-D{key}={value}" for key, value in self.defines.items())]
 
     def reset(self) -> None:
         """Forget the loaded library (the next :meth:`get` loads or builds it again)."""
         self._state = {}
 
+    def compile(self, compiler: str, out: Path, extra_flags: tuple[str, ...] = ()) -> None:
+        """Build the shared library ``out`` (``RuntimeError`` with the compiler's message on failure)."""
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            for name, text in self.files().items():
+                (Path(tmp) / name).write_text(text)
+            built = Path(tmp) / f"{self.name}.so"
+            proc = subprocess.run([compiler, *self.flags(), *extra_flags, str(Path(tmp) / self.source), "-o",
+                                   str(built), "-lm"], capture_output=True, text=True, timeout=300)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{compiler} failed: {proc.stderr.strip()[-2000:]}")
+            os.replace(built, out)  # atomic: concurrent builders agree on the result
+
+    def cache_key(self, compiler_version: str) -> str:
+        """Hash of everything the built library depends on: sources, headers, flags, compiler, CPU."""
+        parts = [f"{name}\0{text}" for name, text in self.files().items()]
+        key = hashlib.sha256("\0".join([*parts, " ".join(self.flags()), compiler_version, _cpu_id()]).encode())
+        return key.hexdigest()[:16]
+
     def _build(self, compiler: str) -> Path:
         version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-        key = hashlib.sha256("\0".join([self.source, " ".join(self.cflags), version, _cpu_id()]).encode())
-        target = cache_root() / f"{self.name}_{key.hexdigest()[:16]}.so"
+        target = cache_root() / f"{self.name}_{self.cache_key(version)}.so"
         if target.exists():
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            src, out = Path(tmp) / f"{self.name}.c", Path(tmp) / f"{self.name}.so"
-            src.write_text(self.source)
-            proc = subprocess.run([compiler, *self.cflags, str(src), "-o", str(out), "-lm"], capture_output=True,
-                                  text=True, timeout=300)
-            if proc.returncode != 0:
-                raise RuntimeError(f"{compiler} failed: {proc.stderr.strip()[-2000:]}")
-            os.replace(out, target)  # atomic: concurrent builders agree on the result
+        self.compile(compiler, target)
         return target
 
     def get(self) -> ctypes.CDLL | None:

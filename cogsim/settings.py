@@ -21,6 +21,7 @@ class ModelSettings:
     seq_len: int = 128
     vocab_size: int = 4096
     cycles: int = 1
+    window: int | None = None  # default attention window of every block/attention node (null or 0: full)
 
     def __post_init__(self) -> None:
         _check(self.d_model > 0, f"d_model must be > 0, got {self.d_model}")
@@ -30,6 +31,7 @@ class ModelSettings:
         _check(self.seq_len > 0, f"seq_len must be > 0, got {self.seq_len}")
         _check(self.vocab_size >= 260, f"vocab_size must be ≥ 260 (256 bytes + specials), got {self.vocab_size}")
         _check(self.cycles >= 1, f"cycles must be ≥ 1, got {self.cycles}")
+        _check(self.window is None or self.window >= 0, f"window must be ≥ 0 (0: full attention), got {self.window}")
 
 
 @dataclass

@@ -16,7 +16,7 @@ import time
 import torch
 
 from cogsim.bench.model import Subject
-from cogsim.evaluate.ablation import load_suite, make_variants
+from cogsim.ablation.runner import load_suite, make_variants
 
 
 def main() -> None:

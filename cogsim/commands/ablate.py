@@ -17,7 +17,7 @@ from rich.table import Table
 
 from cogsim.commands.common import console
 from cogsim.errors import CogsimError
-from cogsim.evaluate import ablation as ab
+from cogsim.ablation import runner as ab
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,21 +18,6 @@ ABI = 1
 #: rows prefetched ahead of the one being copied (4–32 measure alike here; 8 is in the flat middle)
 AHEAD = 8
 
-SOURCE = r"""
-#include <stdint.h>
-#include <string.h>
-int cogsim_engram_gather_abi(void) { return %(abi)d; }
-void cogsim_engram_gather(const char *w, const int64_t *idx, int64_t n, int64_t row_bytes, char *out, int ahead) {
-  for (int64_t i = 0; i < n; ++i) {
-    if (i + ahead < n) {
-      const char *p = w + idx[i + ahead] * row_bytes;
-      for (int64_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(p + o, 0, 0);
-    }
-    memcpy(out + i * row_bytes, w + idx[i] * row_bytes, (size_t)row_bytes);
-  }
-}
-""" % {"abi": ABI}
-
 
 def _declare(lib: ctypes.CDLL) -> None:
     if lib.cogsim_engram_gather_abi() != ABI:
@@ -42,8 +27,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.cogsim_engram_gather.restype = None
 
 
-LIBRARY = NativeLibrary("engram_gather", SOURCE, "COGSIM_ENGRAM_NATIVE", _declare,
-                        ["-O3", "-march=native", "-fPIC", "-shared"])
+LIBRARY = NativeLibrary("engram_gather", __package__, "native_gather.c", "COGSIM_ENGRAM_NATIVE", _declare,
+                        {"COGSIM_ABI": ABI}, cflags=["-O3", "-march=native", "-fPIC", "-shared"])
 
 
 def library() -> ctypes.CDLL | None:

@@ -21,7 +21,7 @@ from cogsim.settings import DataSettings, ModelSettings, TrainSettings
 TOP_LEVEL = {
     "name": "a short name for the architecture",
     "description": "one line saying what it is",
-    "model": "global sizes (d_model, n_heads, seq_len, vocab_size, cycles)",
+    "model": "global sizes (d_model, n_heads, seq_len, vocab_size, cycles, window)",
     "nodes": "a mapping node name → {type: …, parameters}",
     "stack": "a list of node names chained along the main stream",
     "edges": "a list of edges 'a.port -> b.port' or {from, to, feedback}",

@@ -35,7 +35,7 @@ from cogsim.workspace.recurrence import DEFAULT_CHUNK, linear_scan
 Target = int | str
 #: default slot width as a fraction of d_model. At d_model 256, B=16, T=128, M=4 candidates the
 #: full width costs ~3x the quarter width in forward+backward time (7 slots × d_model floats per
-#: position pass through every elementwise step); see ``python -m cogsim.workspace.bench``.
+#: position pass through every elementwise step); see ``cogsim bench workspace``.
 SLOT_FRACTION = 4
 
 

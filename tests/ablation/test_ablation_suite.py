@@ -11,7 +11,7 @@ import torch
 
 from cogsim.cli import main
 from cogsim.errors import CogsimError
-from cogsim.evaluate import ablation as ab
+from cogsim.ablation import runner as ab
 from cogsim.graph.spec import read_spec
 from cogsim.train.trainer import Trainer
 

@@ -1,4 +1,4 @@
-"""Backbone components (DESIGN §6): token embedding, causal attention, SwiGLU feed-forward,
+"""Backbone components (docs/design.md §6): token embedding, causal attention, SwiGLU feed-forward,
 pre-norm transformer block, a linear projection and the (tied) LM head."""
 from __future__ import annotations
 
@@ -245,6 +245,17 @@ class LMHead(Component):
         self.norm = nn.RMSNorm(sizes.d_model)
         self.weight = None if params.tie else nn.Parameter(torch.randn(sizes.vocab_size, sizes.d_model) * 0.02)
         self._tied: list[TokenEmbedding] = []  # a plain list so the embedding is not a submodule twice
+
+    @classmethod
+    def check_plan(cls, name, plan):
+        embeddings = [n for n, info in plan.nodes.items() if issubclass(info.cls, TokenEmbedding)]
+        if plan.nodes[name].params.tie and len(embeddings) != 1:
+            raise ValueError(f"'tie: true' needs exactly one embedding node, found {len(embeddings)}; "
+                             "set 'tie: false'")
+
+    def bind(self, name, plan, nodes):
+        if self.params.tie:
+            self.tie_to(next(c for c in nodes.values() if isinstance(c, TokenEmbedding)))
 
     def tie_to(self, embedding: TokenEmbedding) -> None:
         self._tied = [embedding]

@@ -1,4 +1,4 @@
-"""The component contract: what every node of an architecture graph is (DESIGN §4).
+"""The component contract: what every node of an architecture graph is (docs/design.md §4).
 
 A component is an ``nn.Module`` registered under a type name. It declares typed ports, builds itself
 from validated parameters plus the model's global sizes, and maps a dict of input tensors to a dict
@@ -7,7 +7,7 @@ of output tensors. Memory systems subclass :class:`Component` and know nothing o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 from torch import nn
@@ -100,6 +100,18 @@ class Component(nn.Module):
 
     def forward(self, inputs: dict[str, Any], ctx: Context) -> dict[str, torch.Tensor]:  # noqa: D401
         raise NotImplementedError
+
+    # ---- the node in its graph (defaults do nothing) ---------------------------------------------
+    @classmethod
+    def check_plan(cls, name: str, plan: Any) -> None:
+        """Check node ``name`` against the whole graph when the plan is built. ``plan`` is a
+        :class:`cogsim.graph.build.Plan`: every node's class and parameters, and per node and input
+        port the edges feeding it. Raise ``ValueError`` to reject the node: the user sees one line
+        naming the node's file:line (the parameter's line for a :class:`cogsim.bounds.FieldError`)."""
+
+    def bind(self, name: str, plan: Any, nodes: Mapping[str, "Component"]) -> None:
+        """Called once every node of ``plan`` is built (``nodes``: name → component), to take what
+        this node needs from the graph or from other nodes, e.g. a weight it shares."""
 
     # ---- optional hooks (defaults do nothing) -------------------------------------------------
     def prefetch(self, ids: torch.Tensor) -> None:

@@ -32,14 +32,8 @@ class CognitiveModel(nn.Module):
 
                 raise SpecError(str(e), plan.spec.file, info.line, f"node '{name}'") from None
         for name, comp in self.nodes.items():
-            if hasattr(comp, "tie_to") and getattr(comp.params, "tie", False):
-                comp.tie_to(self._embedding())
-            if "candidates" in plan.nodes[name].inputs and hasattr(comp, "set_candidate_names"):
-                comp.set_candidate_names([e.src for e in plan.incoming[name].get("candidates", [])])
+            comp.bind(name, plan, self.nodes)
         self._recorder: Recorder | None = None
-
-    def _embedding(self) -> Component:
-        return next(self.nodes[n] for n, i in self.plan.nodes.items() if i.type == "embedding")
 
     # ---- introspection -----------------------------------------------------------------------
     def components(self) -> Iterator[tuple[str, Component]]:

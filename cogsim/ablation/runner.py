@@ -1,4 +1,4 @@
-"""The ablation runner behind ``cogsim ablate`` (DESIGN §9).
+"""The ablation runner behind ``cogsim ablate`` (docs/design.md §9).
 
 An architecture and its variants — each memory system removed (graph bypass), the plain transformer
 of the same sizes, and an Engram control whose tables hold almost nothing — are trained on the same

@@ -9,7 +9,7 @@ aggregate / single stream, and ratios to htm.core's single-stream rates *measure
 kind of machine (DESIGN §5.2; htm.core is not installable here), which are constants below. The
 repeating run also checks htm.core's signature: one fully unpredicted step per 100-step cycle.
 
-Pipeline: ``cogsim.htm.detector.detect_many`` (encoders + SP + TM + likelihood) on ``--streams``
+Pipeline: ``cogsim.anomaly.detector.detect_many`` (encoders + SP + TM + likelihood) on ``--streams``
 synthetic series of ``--pipeline-rows`` rows, when that module exists.
 """
 from __future__ import annotations
@@ -113,9 +113,9 @@ def _synthetic_series(n: int, rows: int, seed: int):
 
 def _run_pipeline(args) -> dict | None:
     try:
-        from cogsim.htm.detector import detect_many
+        from cogsim.anomaly.detector import detect_many
     except ImportError as e:
-        print(f"pipeline: skipped (cogsim.htm.detector.detect_many not available: {e})")
+        print(f"pipeline: skipped (cogsim.anomaly.detector.detect_many not available: {e})")
         return None
     series = _synthetic_series(args.streams, args.pipeline_rows, args.seed)
     rows = sum(len(v) for _, v in series)

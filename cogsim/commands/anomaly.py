@@ -7,12 +7,9 @@ combined_windows.json format) the scores are also rated the NAB way, one thresho
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 
+from cogsim.anomaly.files import PROFILES
 from cogsim.errors import CogsimError
-
-PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +33,7 @@ def parse_settings(items: list[str]) -> dict:
     import ast
     import dataclasses
 
-    from cogsim.htm.detector import DetectorConfig
+    from cogsim.anomaly.detector import DetectorConfig
 
     kinds = {f.name: f for f in dataclasses.fields(DetectorConfig)}
     out = {}
@@ -63,63 +60,10 @@ def parse_settings(items: list[str]) -> dict:
     return out
 
 
-def _progress(quiet: bool):
-    """A rich progress bar over rows (a no-op context when quiet)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    if quiet:
-        return None
-    return Progress(TextColumn("[bold]HTM[/bold] rows"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=False)
-
-
 def run(args: argparse.Namespace) -> int:
-    from cogsim.htm.csvio import read_series, write_scores
-    from cogsim.htm.detector import DetectorConfig, detect
+    from cogsim.anomaly.files import make_config, score_files
 
-    paths = [Path(f) for f in args.files]
-    names = [p.name for p in paths]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise CogsimError(f"--out: two inputs would both be written as {dupes[0]}; rename one of them")
-    labels = None
-    if args.labels:
-        from cogsim.evaluate.nab import load_windows, match_labels
-
-        labels = match_labels([str(p) for p in paths], load_windows(args.labels))
-    try:
-        config = DetectorConfig(**{"spatial_anomaly": not args.no_spatial, "use_likelihood": not args.raw,
-                                   **parse_settings(args.set)})
-    except ValueError as e:
-        raise CogsimError(f"--set: {e}") from None
-    series = [read_series(p) for p in paths]
-    total = sum(len(v) for _, v in series)
-    bar = _progress(args.quiet)
-    t0 = time.perf_counter()
-    if bar is None:
-        detections = detect(series, config, device=args.device)
-    else:
-        with bar:
-            task = bar.add_task("rows", total=total, rate="")
-
-            def update(done: int, _total: int) -> None:
-                rate = done / max(time.perf_counter() - t0, 1e-9)
-                bar.update(task, completed=done, rate=f"{rate:,.0f} rows/s")
-
-            detections = detect(series, config, device=args.device, progress=update)
-    elapsed = time.perf_counter() - t0
-    out = Path(args.out)
-    for path, (ts, values), det in zip(paths, series, detections):
-        extra = {"raw_score": det.raw, "likelihood": det.likelihood} if args.details else None
-        write_scores(out / path.name, ts, values, det.score, extra)
-    print(f"scored {len(paths)} series, {total:,} rows in {elapsed:.1f} s ({total / max(elapsed, 1e-9):,.0f} rows/s) "
-          f"→ {out}")
-    if labels is not None:
-        from cogsim.evaluate.nab import score_corpus
-
-        if not labels:
-            raise CogsimError(f"{args.labels}: no labelled windows match any of the input file names")
-        results = {str(p): (ts, det.score) for p, (ts, _), det in zip(paths, series, detections)}
-        for profile in (PROFILES if args.profile == "all" else (args.profile,)):
-            print(score_corpus(results, labels, profile=profile).summary())
-    return 0
+    config = make_config(parse_settings(args.set), spatial=not args.no_spatial, likelihood=not args.raw)
+    profiles = PROFILES if args.profile == "all" else (args.profile,)
+    return score_files(args.files, args.out, config, labels=args.labels, profiles=profiles, device=args.device,
+                       details=args.details, quiet=args.quiet)

@@ -1,1 +1,1 @@
-"""Evaluation of detectors against labelled data (NAB-style anomaly scoring in :mod:`cogsim.evaluate.nab`)."""
+"""Evaluation of trained models: validation loss and bits per byte, probes, statistics."""

@@ -182,7 +182,7 @@ def build_plan(spec: ArchSpec, vocab_size: int | None = None, reg: Registry | No
 
     heads = [n for n, info in nodes.items() if any(p.kind == "logits" for p in info.outputs.values())]
     if len(heads) != 1:
-        raise SpecError("expected exactly one node producing logits (an lm_head), found "
+        raise SpecError("expected exactly one node producing logits, found "
                         + (", ".join(heads) or "none"), file, getattr(spec.raw, "line", 1), "nodes")
     head = heads[0]
     reaches_head = nx.ancestors(graph, head) | {head}
@@ -190,7 +190,6 @@ def build_plan(spec: ArchSpec, vocab_size: int | None = None, reg: Registry | No
         if name not in reaches_head:
             raise SpecError(f"node {name!r} does not reach the output head {head!r}; connect its output "
                             "or remove it", file, info.line, f"node '{name}'")
-    _check_ties(nodes, spec)
 
     order_key = {n: i for i, n in enumerate(spec.nodes)}
     stack_rank = {e.dst: i for i, e in enumerate(spec.edges) if e.origin == "stack"}
@@ -200,13 +199,11 @@ def build_plan(spec: ArchSpec, vocab_size: int | None = None, reg: Registry | No
     affected: set[str] = set()
     for e in feedback:
         affected |= {e.dst} | nx.descendants(forward, e.dst)
-    return Plan(spec, sizes, {n: nodes[n] for n in order}, edges, head, graph,
+    plan = Plan(spec, sizes, {n: nodes[n] for n in order}, edges, head, graph,
                 {n: dict(v) for n, v in incoming.items()}, affected)
-
-
-def _check_ties(nodes: dict[str, NodeInfo], spec: ArchSpec) -> None:
-    embeddings = [n for n, i in nodes.items() if i.type == "embedding"]
-    for info in nodes.values():
-        if info.type == "lm_head" and getattr(info.params, "tie", False) and len(embeddings) != 1:
-            raise SpecError(f"'tie: true' needs exactly one embedding node, found {len(embeddings)}; "
-                            "set 'tie: false'", spec.file, info.line, f"node '{info.name}'")
+    for name, info in plan.nodes.items():
+        try:
+            info.cls.check_plan(name, plan)
+        except ValueError as e:
+            raise SpecError(str(e), file, info.line, f"node '{name}'") from None
+    return plan

@@ -1,21 +1,9 @@
-"""The ``workspace`` component: a capacity-limited global workspace (working memory, DESIGN §5.4).
+"""The ``workspace`` component: a capacity-limited global workspace (working memory, docs/design.md §5.4).
 
-Modules offer candidates at every position; K slots bid over them and only the top-k candidates
-win write access; the slots follow a gated recurrence over positions whose gates depend on what is
-written (not on the previous slots), so it is linear in the slots and solved by a parallel scan;
-the stream reads the slots back by attention and the result is the residual delta.
-
-Per position t (causal: nothing after t is used), with candidates c_{t,m} (m = 1..M):
-  ρ_{t,m} = rms(c_{t,m}),  ĉ = c / ρ,  [k; v; g_i; g_f]_{t,m} = W_c ĉ_{t,m}
-  q_{t,j} = Q_j + W_q rmsnorm(x_t)          slot query + top-down query from the stream
-  ℓ_{t,j,m} = (q_{t,j}·k_{t,m}/√d_key + P_{j,m} + λ log ρ_{t,m} + γ s_t [m = target]) / τ
-  bid_{t,m} = mean_j softmax_m ℓ_{t,j,m};  winners = top-k_m bid_{t,m}
-  α_{t,j,·} = softmax of ℓ_{t,j,·} over the winners only (0 for losers)
-  M̃_{t,j} = Σ_m α v_{t,m},  i_{t,j} = Σ_m α g_i + b_i[j] (+ γ s_t if target is "all"),
-  f_{t,j} = Σ_m α g_f + b_f[j]
-  M_t[j] = σ(i_{t,j}) tanh(M̃_{t,j}) + σ(f_{t,j}) M_{t-1}[j],   M_0 = learned
-           (computed as 2σ(i)·(σ(2M̃) - ½), the same value: sigmoid is far cheaper than tanh on CPU)
-  β_{t,h,j} = softmax_j r_{t,h}·(M_t[j,h] + E_{j,h})/√d_h,  out_t = W_o concat_h Σ_j β M_t[j,h]
+Modules offer candidates at every position; K slots bid over them and only the top-k win write
+access; the slots follow a gated recurrence whose gates depend on what is written, not on the
+previous slots, so it is linear and solved by a parallel scan; the stream reads the slots back by
+attention, and that read-out is the residual delta.
 """
 from __future__ import annotations
 
@@ -77,6 +65,34 @@ class WorkspaceParams:
                                  f"'all', got {t}")
 
 
+def salience_targets(params: WorkspaceParams, names: list[str | None], n_signals: int | None
+                     ) -> list[int | None]:
+    """Candidate index per salience signal (None = all: the write gate), for candidates ``names``
+    (in edge order; None for an unnamed one) and ``n_signals`` salience edges (None: not known).
+    Raises ValueError for more candidates than ``max_candidates`` or a target that is no candidate."""
+    m = len(names)
+    if m > params.max_candidates:
+        raise ValueError(f"{m} candidates but max_candidates is {params.max_candidates}; raise max_candidates")
+    st = params.salience_target
+    targets = st if isinstance(st, list) else [st] * (n_signals or 1)
+    if n_signals is not None and len(targets) != n_signals:
+        raise ValueError(f"salience_target lists {len(targets)} targets but {n_signals} salience edges arrive")
+    out: list[int | None] = []
+    for t in targets:
+        if t == "all":
+            out.append(None)
+        elif isinstance(t, int):
+            if t >= m:
+                raise ValueError(f"salience_target {t} but only {m} candidates")
+            out.append(t)
+        elif t in names:
+            out.append(names.index(t))
+        else:
+            known = ", ".join(n for n in names if n) or "none given"
+            raise ValueError(f"salience_target {t!r} is not a candidate (candidates: {known})")
+    return out
+
+
 class WorkspaceComponent(Component):
     """Global workspace: top-k competition for K slots, gated slot recurrence, broadcast delta."""
 
@@ -116,37 +132,27 @@ class WorkspaceComponent(Component):
         }
         return inputs, {"out": Port("hidden", d, doc="broadcast of the slots (residual delta)")}
 
+    @classmethod
+    def check_plan(cls, name, plan):
+        """The candidates the graph gives fit ``max_candidates``, and every salience target names one."""
+        names = [e.src for e in plan.incoming[name].get("candidates", [])]
+        salience = len(plan.incoming[name].get("salience", []))
+        salience_targets(plan.nodes[name].params, names, salience or None)
+
+    def bind(self, name, plan, nodes):
+        self.set_candidate_names([e.src for e in plan.incoming[name].get("candidates", [])])
+
     def set_candidate_names(self, names: list[str]) -> None:
         """Names of the candidate edges' sources, in edge order (for traces and name targets)."""
-        if len(names) > self.params.max_candidates:
-            raise CogsimError(f"workspace: {len(names)} candidates but max_candidates is "
-                              f"{self.params.max_candidates}; raise max_candidates")
+        self._targets(names, None)  # fail early on a target that names no candidate
         self.candidate_names = list(names)
-        self._targets(len(names), None)  # fail early on a target that names no candidate
 
     # ---- salience ---------------------------------------------------------------------------
-    def _targets(self, m: int, n_signals: int | None) -> list[int | None]:
-        """Candidate index per salience signal (None = all: the write gate)."""
-        st = self.params.salience_target
-        targets = st if isinstance(st, list) else [st] * (n_signals or 1)
-        if n_signals is not None and len(targets) != n_signals:
-            raise CogsimError(f"workspace: salience_target lists {len(targets)} targets but "
-                              f"{n_signals} salience edges arrive")
-        out: list[int | None] = []
-        for t in targets:
-            if t == "all":
-                out.append(None)
-            elif isinstance(t, int):
-                if t >= m:
-                    raise CogsimError(f"workspace: salience_target {t} but only {m} candidates")
-                out.append(t)
-            elif t in self.candidate_names:
-                out.append(self.candidate_names.index(t))
-            else:
-                known = ", ".join(self.candidate_names) or "none given"
-                raise CogsimError(f"workspace: salience_target {t!r} is not a candidate "
-                                  f"(candidates: {known})")
-        return out
+    def _targets(self, names: list[str | None], n_signals: int | None) -> list[int | None]:
+        try:
+            return salience_targets(self.params, names, n_signals)
+        except ValueError as e:
+            raise CogsimError(f"workspace: {e}") from None
 
     def _salience(self, signals: list[torch.Tensor], m: int, like: torch.Tensor
                   ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -155,7 +161,7 @@ class WorkspaceComponent(Component):
             return None, None
         bid = torch.zeros(like.shape[:2] + (m,), dtype=like.dtype, device=like.device)
         gate = torch.zeros(like.shape[:2], dtype=like.dtype, device=like.device)
-        for s, target in zip(signals, self._targets(m, len(signals))):
+        for s, target in zip(signals, self._targets((self.candidate_names + [None] * m)[:m], len(signals))):
             if target is None:
                 gate = gate + s.to(like.dtype)
             else:

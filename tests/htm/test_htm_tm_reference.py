@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from cogsim.htm.connections import Connections
 from cogsim.htm.counter_rng import SALT_GROW, SALT_LEAST_USED, hash32
 from cogsim.htm import native_tm
 from cogsim.htm.temporal_memory import TemporalMemory
@@ -212,8 +213,8 @@ def test_batched_tm_matches_sequential_reference(name, search, backend, monkeypa
     # both ways of finding candidate segments (scan the pool, or only the touched segments)
     monkeypatch.setattr(TemporalMemory, "_sparse_ratio", {"auto": 4, "scan": 0, "touched": 10 ** 9}[search])
     compactions = []
-    original = TemporalMemory._compact
-    monkeypatch.setattr(TemporalMemory, "_compact", lambda self: (compactions.append(1), original(self)))
+    original = Connections._compact
+    monkeypatch.setattr(Connections, "_compact", lambda self: (compactions.append(1), original(self)))
     streams, steps, seed = 3, 100, 5
     xs = _inputs(cfg["num_columns"], steps, 6, streams, seed=11)
     tm = TemporalMemory(**cfg, seed=seed, streams=streams, backend=backend)

@@ -19,8 +19,9 @@ CITATION = re.compile(r"(docs/[\w./-]+\.md)(?:\s*§\s*(\d+(?:\.\d+)*)|#([\w-]+))
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 SECTION_NUMBER = re.compile(r"^(\d+(?:\.\d+)*)\.?\s")
 EXPLICIT_ANCHOR = re.compile(r"""<a\s+(?:id|name)=["']([^"']+)["']""")
-# Citations of a design document outside the repository: the old "DESIGN §x" form, a DESIGN.md
-# file or the shared seed documents. Spelled in pieces so that this file does not match itself.
+# Citations of a design document outside the repository: the word DESIGN followed by a section sign,
+# a DESIGN.md file, or the shared seed documents. Spelled in pieces so that this file does not match
+# itself.
 OUTSIDE = re.compile("|".join([r"\bDESIGN\s*" + "\u00a7", r"\bDESIGN\.md\b", "SHARED_" + "DESIGN",
                                r"shared/" + "seeds"]))
 

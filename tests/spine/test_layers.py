@@ -9,14 +9,18 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "cogsim"
 ROOMS = ["engram", "htm", "snn", "workspace"]
+#: applications built on one room (anomaly detection on htm)
+APPS = {"anomaly": "htm"}
 #: package (or module) → the cogsim packages it must never import
 FORBIDDEN = {
     "evaluate": ["train", "ablation", "commands", "bench"],
     "train": ["ablation", "commands", "bench"],
     "graph": ["model", "train", "evaluate", "ablation", "commands", "bench", *ROOMS],
     "model": ["train", "evaluate", "ablation", "commands", "bench", *ROOMS],
-    **{room: ["graph", "model", "train", "evaluate", "ablation", "commands", "bench",
+    **{room: ["graph", "model", "train", "evaluate", "ablation", "commands", "bench", *APPS,
               *(r for r in ROOMS if r != room)] for room in ROOMS},
+    **{app: ["graph", "model", "train", "evaluate", "ablation", "commands", "bench",
+             *(r for r in ROOMS if r != room)] for app, room in APPS.items()},
 }
 
 
@@ -62,3 +66,16 @@ def test_only_the_command_line_knows_the_benchmarks():
     wrong = [str(f.relative_to(PACKAGE.parent)) for f in PACKAGE.rglob("*.py")
              if f.parent.name not in ("bench", "commands") and "bench" in imported_packages(f)]
     assert not wrong
+
+
+@pytest.mark.parametrize("module", ["model.py", "graph/build.py"])
+def test_the_model_and_the_graph_builder_name_no_component_type(module):
+    """What a node needs from the graph goes through the component's plan hooks (check_plan, bind)."""
+    from cogsim.registry import BUILTINS
+
+    tree = ast.parse((PACKAGE / module).read_text())
+    words = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    words |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    words |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    named = sorted(w for w in words if w in BUILTINS or w in ("tie_to", "set_candidate_names"))
+    assert not named

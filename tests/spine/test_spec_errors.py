@@ -150,3 +150,48 @@ def test_set_override_is_validated(tiny_arch):
         cogsim.load_architecture(tiny_arch, ["nodes.block1.n_heads=abc"])
     spec = cogsim.load_architecture(tiny_arch, ["model.d_model=64", "train.lr=0.01"])
     assert spec.model.d_model == 64 and spec.train.lr == 0.01
+
+
+@dataclass
+class PairParams:
+    partner: str = ""
+
+
+class Paired(Component):
+    """Needs another node of the graph, named by a parameter: the plan hooks' contract."""
+
+    type_name = "paired"
+    Params = PairParams
+
+    @classmethod
+    def check_plan(cls, name, plan):
+        if plan.nodes[name].params.partner not in plan.nodes:
+            raise ValueError(f"partner {plan.nodes[name].params.partner!r} is not a node")
+
+    def bind(self, name, plan, nodes):
+        self.partner = nodes[self.params.partner]
+
+    def forward(self, inputs, ctx):
+        return {"out": inputs["x"] * 0}
+
+
+def test_plan_hooks_check_the_node_in_its_graph_and_bind_it(write_arch):
+    import cogsim.model
+
+    reg = Registry()
+    reg.register(Paired)
+    text = HEADER + NODES + "  pair: {type: paired, partner: %s}\n" + "stack: [embed, block1, pair, block2, head]\n"
+    with pytest.raises(SpecError) as info:
+        build_plan(read_spec(write_arch(text % "blok2")), reg=reg)
+    assert info.value.line == 7 and "node 'pair': partner 'blok2' is not a node" in str(info.value)
+    model = cogsim.model.CognitiveModel(build_plan(read_spec(write_arch(text % "block2")), reg=reg))
+    assert model.nodes["pair"].partner is model.nodes["block2"]
+
+
+@pytest.mark.parametrize("nodes,found", [(NODES.replace("embed: {type: embedding}", "embed: {type: htm, columns: 64}"), 0),
+                                         (NODES + "  embed2: {type: embedding}\n", 2)])
+def test_a_tied_head_needs_exactly_one_embedding(write_arch, nodes, found):
+    stack = STACK + ("edges: [embed2 -> block1]\n" if found else "")
+    err = error_of(write_arch, HEADER + nodes + stack)
+    line = nodes.splitlines().index("  head: {type: lm_head}") + 2
+    assert err.line == line and f"'tie: true' needs exactly one embedding node, found {found}" in str(err)

@@ -52,3 +52,17 @@ def test_traces_per_cycle_and_capacity(model):
         assert ws["slot_owner" + suffix].shape == (1, 16, 3)
     # the broadcast fed back into attention changes what the modules offer on cycle 2
     assert not torch.equal(ws["bids"], ws["bids@cycle1"])
+
+
+@pytest.mark.parametrize("params,message", [
+    ("salience_target: engram", "salience_target 'engram' is not a candidate (candidates: attn, ff)"),
+    ("max_candidates: 1", "2 candidates but max_candidates is 1; raise max_candidates"),
+])
+def test_the_graph_check_refuses_targets_and_counts_the_edges_cannot_give(tmp_path, params, message):
+    from cogsim.errors import SpecError
+
+    path = tmp_path / "ws.yaml"
+    path.write_text(ARCH.replace("chunk: 4}", "chunk: 4, " + params + "}"))
+    with pytest.raises(SpecError) as err:
+        cogsim.load_architecture(path)
+    assert str(err.value) == f"{path}:7: node 'ws': {message}"

@@ -5,7 +5,7 @@ rhythm, noise, spikes and regime changes, and labelled anomalies of the kinds re
 has (level jumps up and down, a flat stretch where a rhythm should be, a missing daily peak, spikes
 getting denser, a burst of noise, a spike at an unusual time), plus series without anomalies.
 Anomalies are placed after the first 20% of a series (NAB scores nothing in the first 15%); windows
-follow NAB's labeller (:func:`cogsim.evaluate.nab.windows_from_anomalies`).
+follow NAB's labeller (:func:`cogsim.anomaly.nab.windows_from_anomalies`).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cogsim.evaluate.nab import windows_from_anomalies
+from cogsim.anomaly.nab import windows_from_anomalies
 
 DAY = 288  # 5-minute rows per day
 
@@ -122,7 +122,7 @@ def write_corpus(folder, series: list[LabelledSeries]) -> None:
     import json
     from pathlib import Path
 
-    from cogsim.htm.csvio import format_timestamps
+    from cogsim.anomaly.csvio import format_timestamps
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -136,11 +136,11 @@ def write_corpus(folder, series: list[LabelledSeries]) -> None:
     (folder / "combined_windows.json").write_text(json.dumps(labels, indent=2) + "\n")
 
 
-if __name__ == "__main__":  # python -m cogsim.evaluate.anomaly_corpus OUT_DIR [N_SERIES ROWS SEED]
+if __name__ == "__main__":  # python -m cogsim.anomaly.corpus OUT_DIR [N_SERIES ROWS SEED]
     import sys
 
     args = sys.argv[1:]
     if not args:
-        raise SystemExit("usage: python -m cogsim.evaluate.anomaly_corpus OUT_DIR [N_SERIES [ROWS [SEED]]]")
+        raise SystemExit("usage: python -m cogsim.anomaly.corpus OUT_DIR [N_SERIES [ROWS [SEED]]]")
     numbers = [int(a) for a in args[1:4]]
     write_corpus(args[0], make_corpus(*numbers))

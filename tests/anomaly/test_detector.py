@@ -1,19 +1,9 @@
 """HTM anomaly detector: pipeline pieces, and a small end-to-end run on a synthetic series."""
 import numpy as np
-import torch
 import pytest
 
-from cogsim.htm.detector import (DetectorConfig, detect, detect_many, probation_rows, rdse_resolution,
-                                 spatial_anomaly)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small SP/TM tensors: one intra-op thread avoids OpenMP overhead on a shared, busy CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from cogsim.anomaly.detector import (DetectorConfig, detect, detect_many, probation_rows, rdse_resolution,
+                                     spatial_anomaly)
 
 
 # A small but complete configuration, so the end-to-end tests stay fast.

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from cogsim.htm.likelihood import AnomalyLikelihood, likelihood_series, log_likelihood, tail_probability
+from cogsim.anomaly.likelihood import AnomalyLikelihood, likelihood_series, log_likelihood, tail_probability
 
 
 def test_tail_probability_is_the_normal_q_function():
@@ -108,7 +108,7 @@ def test_batched_online_equals_single_series_with_masking():
 
 
 def test_flat_metric_check_matches_exact_variance():
-    from cogsim.htm.likelihood import _flat
+    from cogsim.anomaly.likelihood import _flat
 
     rng = np.random.default_rng(4)
     v = np.r_[rng.random(2000) * 1e6, np.full(1500, 5.0), 5 + rng.normal(0, 2e-3, 1500), rng.random(1500)]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cogsim.errors import CogsimError
-from cogsim.evaluate.nab import (PROFILES, load_windows, match_labels, probationary_length, row_weights,
+from cogsim.anomaly.nab import (PROFILES, load_windows, match_labels, probationary_length, row_weights,
                                  score_corpus, scaled_sigmoid, sweep, windows_from_anomalies)
 
 N = 1000

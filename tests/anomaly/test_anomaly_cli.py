@@ -2,19 +2,8 @@
 import json
 
 import numpy as np
-import pytest
-import torch
 
 from cogsim.cli import main
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small SP/TM tensors: one intra-op thread avoids OpenMP overhead on a shared, busy CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 SMALL = ["--set", "columns=256", "--set", "active_columns=12", "--set", "cells_per_column=8",

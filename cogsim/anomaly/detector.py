@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from cogsim.htm.encoders import RDSE, DateEncoder
-from cogsim.htm.likelihood import likelihood_series, log_likelihood
+from cogsim.anomaly.likelihood import likelihood_series, log_likelihood
 
 ProgressFn = Callable[[int, int], None]
 
@@ -41,7 +41,7 @@ class DetectorConfig:
     the raw scores NuPIC published for them). Lowering the activation threshold from 13 to 10 (and
     minThreshold from 10 to 8) brings the raw-anomaly level close to NuPIC's and makes the final
     scores track NuPIC's better (correlation 0.47-0.49 instead of −0.04-0.28 over the labelled window
-    of one of them); on the synthetic corpus (:mod:`cogsim.evaluate.anomaly_corpus`) the two settings
+    of one of them); on the synthetic corpus (:mod:`cogsim.anomaly.corpus`) the two settings
     score alike. ``activation_threshold=13, min_threshold=10`` restores NuPIC's numbers.
 
     Connected permanence: NuPIC's 70.1 run used its backtracking TM, which never set

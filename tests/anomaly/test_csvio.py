@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from cogsim.errors import CogsimError
-from cogsim.htm.csvio import read_series, write_scores
+from cogsim.anomaly.csvio import read_series, write_scores
 
 
 def write(tmp_path, text, name="s.csv"):

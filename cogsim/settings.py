@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Most cognitive cycles a model may run (``model.cycles``): each cycle re-runs every node downstream
+#: of a feedback edge, so a forward costs up to this many passes.
+MAX_CYCLES = 64
+
 
 def _check(cond: bool, message: str) -> None:
     if not cond:
@@ -30,7 +34,7 @@ class ModelSettings:
                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         _check(self.seq_len > 0, f"seq_len must be > 0, got {self.seq_len}")
         _check(self.vocab_size >= 260, f"vocab_size must be ≥ 260 (256 bytes + specials), got {self.vocab_size}")
-        _check(self.cycles >= 1, f"cycles must be ≥ 1, got {self.cycles}")
+        _check(1 <= self.cycles <= MAX_CYCLES, f"cycles must be in [1, {MAX_CYCLES}], got {self.cycles}")
         _check(self.window is None or self.window >= 0, f"window must be ≥ 0 (0: full attention), got {self.window}")
 
 

@@ -246,6 +246,8 @@ def load_windows(path: str | Path) -> dict[str, list[tuple[np.datetime64, np.dat
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise CogsimError(f"{path}: labels file not found") from None
+    except (IsADirectoryError, UnicodeDecodeError):
+        raise CogsimError(f"{path}: not a JSON text file") from None
     except json.JSONDecodeError as e:
         raise CogsimError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
     if not isinstance(data, dict):

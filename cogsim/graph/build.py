@@ -17,6 +17,7 @@ from cogsim.component import Component, Port, Sizes
 from cogsim.errors import SpecError
 from cogsim.graph.params import build_params
 from cogsim.graph.spec import SOURCE, ArchSpec, EdgeSpec
+from cogsim.graph.yamlio import line_of
 from cogsim.registry import Registry, registry as default_registry
 
 SOURCE_PORTS = {"ids": Port("ids")}
@@ -179,6 +180,10 @@ def build_plan(spec: ArchSpec, vocab_size: int | None = None, reg: Registry | No
     if feedback and spec.model.cycles < 2:
         raise SpecError(f"feedback edge '{feedback[0].label()}' needs model.cycles ≥ 2 (it carries the "
                         "previous cycle's value); set cycles", file, feedback[0].line, "edges")
+    if not feedback and spec.model.cycles > 1:
+        raise SpecError(f"cycles: {spec.model.cycles} cycles but no edge is marked 'feedback: true', so every "
+                        "cycle after the first would repeat the first; set cycles: 1 or add a feedback edge",
+                        file, line_of(spec.raw.get("model"), "cycles", line_of(spec.raw, "model", 1)), "model")
 
     heads = [n for n, info in nodes.items() if any(p.kind == "logits" for p in info.outputs.values())]
     if len(heads) != 1:

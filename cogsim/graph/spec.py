@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cogsim.errors import SpecError
+from cogsim.graph.overrides import apply_overrides
 from cogsim.graph.params import build_params, params_to_dict
 from cogsim.graph.yamlio import LineDict, line_of, load_yaml
 from cogsim.settings import DataSettings, ModelSettings, TrainSettings
@@ -130,32 +129,6 @@ def _parse_edge(item: Any, file: str, line: int | None) -> EdgeSpec:
     raise SpecError(f"expected an edge string or mapping, got {type(item).__name__}", file, line, "edges")
 
 
-def apply_overrides(raw: LineDict, overrides: list[str] | None, file: str) -> None:
-    """Apply ``key.path=value`` overrides (value parsed as YAML) to the raw tree in place."""
-    for item in overrides or []:
-        if "=" not in item:
-            raise SpecError(f"--set expects key.path=value, got {item!r}", file)
-        path, _, text = item.partition("=")
-        keys = [k for k in path.strip().split(".") if k]
-        if not keys:
-            raise SpecError(f"--set expects key.path=value, got {item!r}", file)
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
-            value = text
-        node = raw
-        for k in keys[:-1]:
-            if not isinstance(node, dict):
-                raise SpecError(f"--set {path}: {k!r} is not inside a mapping", file)
-            if k not in node:
-                node[k] = LineDict()
-            node = node[k]
-        if not isinstance(node, dict):
-            raise SpecError(f"--set {path}: cannot set a field inside a {type(node).__name__}", file)
-        node[keys[-1]] = value
-        node.lines.setdefault(keys[-1], getattr(node, "line", None))
-
-
 def parse_spec(raw: Any, file: str) -> ArchSpec:
     """Check the sections of a loaded YAML tree and return the spec (without port checks)."""
     if not isinstance(raw, dict):
@@ -224,8 +197,8 @@ def parse_spec(raw: Any, file: str) -> ArchSpec:
 def read_spec(path: str | Path, overrides: list[str] | None = None) -> ArchSpec:
     raw = load_yaml(path)
     if isinstance(raw, dict):
-        apply_overrides(raw, overrides, str(path))
+        apply_overrides(raw, overrides, str(path), existing=("nodes",))
     return parse_spec(raw, str(path))
 
 
-__all__ = ["ArchSpec", "EdgeSpec", "NodeSpec", "SOURCE", "apply_overrides", "parse_spec", "read_spec"]
+__all__ = ["ArchSpec", "EdgeSpec", "NodeSpec", "SOURCE", "parse_spec", "read_spec"]

@@ -1,22 +1,9 @@
-"""Native (C) CPU kernel of the spatial pooler's step with global inhibition: the torch path's
-arithmetic, bit for bit, one stream at a time in plain loops, streams spread over a few pthreads.
+"""Native (C) CPU kernel of the spatial pooler's step with global inhibition (``native_sp.c``): the
+torch path's arithmetic, bit for bit, one stream at a time in plain loops, streams over threads.
 
-Why: a torch step over 58 streams × 2048 columns is a few dozen ops on large tensors (gathers of the
-connected rows, a top-k, row gathers and scatters for learning, crossing detection), ~17 ms on this
-2-core CPU; the same work as tight per-stream loops takes ~1.5-2 ms.
-
-The kernel reads and writes the pooler's buffers in place (permanences [streams, columns, inputs]
-with NaN outside the pool, duty cycles), so ``state_dict()``, pickling and switching backends need no
-conversion. Its one derived structure is a bitset of connected synapses per (stream, input) — bit c
-of an input's row is column c — kept by the pooler as a tensor and rebuilt from the permanences when
-they changed elsewhere. One call does, per stream: overlaps (the active inputs' rows added into
-byte-wide counters through a bit-spreading table), global inhibition (the ``n_desired`` largest
-(boosted) overlaps, ties to the higher column index — a histogram for integer overlaps, a selection
-on (value, index) keys with boosting — minus those below the stimulus threshold), permanence learning
-with raise-to-threshold, duty cycles, bumps of weak columns and, when due, the minimum duty cycles.
-Boost factors and the inhibition radius stay in torch (``exp`` must be torch's to agree bit for bit).
-Float32 operations are the same separately rounded ones as torch's (compiled without contraction),
-so results equal the torch path's exactly.
+Why: a torch step over 58 streams × 2048 columns is a few dozen ops on large tensors (~17 ms on a
+2-core CPU); the same work as per-stream loops takes ~1.5-2 ms. It works in place on the pooler's
+buffers plus a bitset of connected synapses (docs/design.md §5.2.2).
 """
 from __future__ import annotations
 

@@ -1,23 +1,9 @@
-"""Native (C) CPU kernel of the temporal memory: the same algorithm as the torch path, bit for bit,
-one stream at a time in plain loops, streams spread over a few pthreads.
+"""Native (C) CPU kernel of the temporal memory (``native_tm.c``): the torch path's algorithm, bit for
+bit, one stream at a time in plain loops over compact per-stream structures, streams over threads.
 
-Why: a torch step is 130–350 small ops whose per-op overhead dominates on a CPU. Here a stream's
-step is a few tight loops over compact per-stream structures:
-
-- segments in slots (cell, uid, last use, synapse count) with a free list; each segment's synapses
-  ``{presynaptic cell, permanence}`` contiguous in a per-stream arena (moved to the end when they
-  outgrow their room; the arena is compacted when a quarter of it is garbage);
-- an exact presynaptic index (cell → segments with a synapse on it; one entry per synapse, removed
-  when the synapse dies) and a cell → own segments index, both runs in one arena per stream;
-- bitsets of the active and winner cells, and sorted lists of them;
-- per-segment counters tagged with a step epoch, so counting active synapses needs no clearing.
-
-Equality with the torch path: the same decisions in the same order where order matters (new
-segments' uids by column, visiting order of growth candidates, tie-breaks), the same counter-based
-draws (``counter_rng``'s hash, re-implemented), and float32 permanence arithmetic with the same
-separately rounded operations (compiled without contraction). Slot numbers differ, but no result
-depends on them; :meth:`NativeTM.export` writes the torch layout (segments by uid, synapses by
-presynaptic cell) for checkpoints and inspection, :meth:`NativeTM.load` reads any torch layout.
+Why: a torch step is 130–350 small ops whose per-op overhead dominates on a CPU. How it stays equal
+to the torch path: docs/design.md §5.2.3. :meth:`NativeTM.export` writes the torch layout for
+checkpoints, :meth:`NativeTM.load` reads any torch layout.
 """
 from __future__ import annotations
 
@@ -148,7 +134,7 @@ class NativeTM:
                 "compactions": int(comp.value)}
 
     def export(self, min_width: int, pad: int) -> dict[str, torch.Tensor]:
-        """The state in the torch layout (see the module docstring)."""
+        """The state in the torch layout (segments by uid, synapses by presynaptic cell; docs/design.md §5.2.3)."""
         st = self.stats()
         S, N = self.streams, self.num_cells
         cap = max(16, int(st["segments"].max()))

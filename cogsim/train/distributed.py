@@ -123,20 +123,15 @@ def join(device: torch.device) -> tuple[World, torch.device]:
 
 
 def fit_threads(local_ranks: int) -> int:
-    """Threads per rank so that the ranks of one node together fit its cores: torch intra-op
-    threads and the native kernels' threads (``COGSIM_HTM_THREADS``). torchrun already sets
-    ``OMP_NUM_THREADS=1`` unless it is set; OpenMP's wait policy is read when torch loads, so
-    launch with ``OMP_WAIT_POLICY=PASSIVE`` when ranks share cores (idle threads then sleep
-    instead of spinning). Returns the thread count."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    n = max(1, cores // max(1, local_ranks))
-    if torch.get_num_threads() > n:
-        torch.set_num_threads(n)
-    os.environ.setdefault("COGSIM_HTM_THREADS", str(min(n, torch.get_num_threads())))
-    return torch.get_num_threads()
+    """Threads per rank so that the ranks of one node together fit its cores (torch intra-op and
+    the native kernels' threads, :func:`cogsim.threads.share_cores`); never more than this process
+    already runs (torchrun sets ``OMP_NUM_THREADS=1`` unless it is set). OpenMP reads its wait
+    policy when torch loads: launch with ``OMP_WAIT_POLICY=PASSIVE`` when ranks share cores."""
+    from cogsim import native
+    from cogsim.threads import share_cores
+
+    share = max(1, native.usable_cpus() // max(1, local_ranks))
+    return share_cores(local_ranks, min(share, torch.get_num_threads())).threads
 
 
 _reported = False  # a PeerLost was raised already: a later SIGTERM just ends the process

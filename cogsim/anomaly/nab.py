@@ -1,21 +1,9 @@
 """NAB-style scoring of anomaly scores against labelled anomaly windows (the Numenta Anomaly
 Benchmark's scorer, usable on any labelled set of series).
 
-The rules, as in NAB's sweeper/optimizer/runner:
-
-- Each labelled anomaly owns a window of rows (NAB: 10% of the series length divided by the number of
-  anomalies, centred on it; overlapping windows merged — :func:`windows_from_anomalies`).
-- A row is a detection when its score ≥ the threshold. The first ``min(floor(0.15·n), 750)`` rows of
-  every series are probationary and never count.
-- A window with at least one detection scores ``A_TP · S(p) / S(−1)`` for its earliest detection at
-  relative position ``p = −(right − i + 1) / width`` (−1 at the window's left edge), where
-  ``S(p) = 2·sigmoid(−5p) − 1`` (the scaled sigmoid); a window without one costs ``−A_FN``.
-- A detection outside every window scores ``A_FP · S(|i − right_prev| / (width_prev − 1))`` relative
-  to the closest preceding window (``S`` = −1 beyond 3 window widths), or ``−A_FP`` before the first.
-- One threshold is chosen for the whole corpus: the one maximising the summed raw score.
-- The corpus score is normalised: ``100 · (raw − null) / (perfect − null)`` where ``null`` is the
-  optimised score of a detector that outputs a constant (it never detects, in the standard profile)
-  and ``perfect = A_TP · number of windows``; so a null detector scores 0 and a perfect one 100.
+Windows around labelled anomalies, earliest detections weighted by a scaled sigmoid, one threshold
+for the whole corpus, scores normalised between a null detector (0) and a perfect one (100); the
+rules are in docs/design.md §5.2.5.
 """
 from __future__ import annotations
 

@@ -74,13 +74,15 @@ class TrainSettings:
 
 @dataclass
 class DataSettings:
-    """Where text comes from and how the tokenizer is trained."""
+    """Where text comes from and how the tokenizer is trained; or, with ``task``, which synthetic
+    task generates the data instead (its own parameters sit beside these: cogsim.data.synthetic)."""
 
     path: str | None = None  # None: the embedded default corpus (the Python standard library)
     val_percent: float = 5.0  # share of files (or of the text of a single file) kept for validation
     tokenizer_sample_mb: float = 8.0  # training text used to fit the BPE tokenizer
     task_mix: float = 0.0  # share of training windows taken from generated probe-task text (cogsim.data.tasks)
     probe_count: int = 32  # instances per probe task at the end of training (0: no probes)
+    task: str | None = None  # a synthetic task (mqar, facts, copy, motifs, count) instead of text; see docs/tasks.md
 
     def __post_init__(self) -> None:
         _check(0 < self.val_percent < 50, f"val_percent must be in (0, 50), got {self.val_percent}")

@@ -6,12 +6,14 @@ Port-level checks (types, sizes, loops) need the components' port declarations a
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cogsim.data.synthetic import TASKS, Context, Task
 from cogsim.errors import SpecError
 from cogsim.graph.overrides import apply_overrides
 from cogsim.graph.params import build_params, params_to_dict
@@ -26,7 +28,7 @@ TOP_LEVEL = {
     "stack": "a list of node names chained along the main stream",
     "edges": "a list of edges 'a.port -> b.port' or {from, to, feedback}",
     "train": "training settings",
-    "data": "data settings",
+    "data": "data settings (text corpus, or a synthetic task: {task: NAME, …its parameters})",
 }
 SOURCE = "tokens"  # the model's input node; its only port is `ids`
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -70,6 +72,7 @@ class ArchSpec:
     nodes: dict[str, NodeSpec]
     edges: list[EdgeSpec]
     raw: dict = field(repr=False, default_factory=dict)
+    task: Task | None = None  # the synthetic task of ``data.task`` (None: text)
 
     def resolved(self) -> dict:
         """A plain mapping with every default filled in (for the run folder's config.yaml)."""
@@ -77,7 +80,7 @@ class ArchSpec:
         out["name"] = self.name
         out["model"] = params_to_dict(self.model)
         out["train"] = params_to_dict(self.train)
-        out["data"] = params_to_dict(self.data)
+        out["data"] = params_to_dict(self.data) | (params_to_dict(self.task.params) if self.task else {})
         return out
 
 
@@ -129,6 +132,34 @@ def _parse_edge(item: Any, file: str, line: int | None) -> EdgeSpec:
     raise SpecError(f"expected an edge string or mapping, got {type(item).__name__}", file, line, "edges")
 
 
+def _data_section(data: LineDict, file: str, line: int | None, model: ModelSettings,
+                  train: TrainSettings) -> tuple[DataSettings, Task | None]:
+    """``data:``: the text settings, or with ``task: NAME`` a synthetic task whose parameters sit
+    beside them (``data: {task: mqar, pairs: 8}``) and are checked by the task's ``Params``."""
+    task = data.get("task")
+    if task is None:
+        return build_params(DataSettings, data, file=file, where="data", line=line), None
+    own = {f.name for f in dataclasses.fields(DataSettings)}
+    parts = LineDict(), LineDict()
+    for key, value in data.items():
+        part = parts[0] if key in own else parts[1]
+        part[key] = value
+        part.lines[key] = line_of(data, key, line)
+    settings = build_params(DataSettings, parts[0], file=file, where="data", line=line)
+    task_line = line_of(data, "task", line)
+    if settings.task not in TASKS:
+        close = difflib.get_close_matches(str(settings.task), list(TASKS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SpecError(f"unknown task {settings.task!r}{hint}; known tasks: {', '.join(TASKS)}", file, task_line,
+                        "data")
+    cls = TASKS[settings.task]
+    params = build_params(cls.Params, parts[1], file=file, where=f"data (task {settings.task})", line=task_line)
+    try:
+        return settings, cls(params, Context(model.seq_len, train.seed, train.steps))
+    except ValueError as e:
+        raise SpecError(str(e), file, task_line, f"data (task {settings.task})") from None
+
+
 def parse_spec(raw: Any, file: str) -> ArchSpec:
     """Check the sections of a loaded YAML tree and return the spec (without port checks)."""
     if not isinstance(raw, dict):
@@ -144,7 +175,10 @@ def parse_spec(raw: Any, file: str) -> ArchSpec:
     for key, cls in (("model", ModelSettings), ("train", TrainSettings), ("data", DataSettings)):
         value = raw.get(key) or LineDict()
         _expect_mapping(value, file, line_of(raw, key), key, "a mapping")
-        sections[key] = build_params(cls, value, file=file, where=key, line=line_of(raw, key))
+        if key != "data":
+            sections[key] = build_params(cls, value, file=file, where=key, line=line_of(raw, key))
+        else:
+            sections[key], task = _data_section(value, file, line_of(raw, key), sections["model"], sections["train"])
 
     nodes_raw = raw.get("nodes")
     if not nodes_raw:
@@ -191,7 +225,7 @@ def parse_spec(raw: Any, file: str) -> ArchSpec:
         if not isinstance(value, str):
             raise SpecError(f"'{key}' must be a string, got {value!r}", file, line_of(raw, key))
     return ArchSpec(file, name, description, sections["model"], sections["train"], sections["data"],
-                    nodes, edges, raw)
+                    nodes, edges, raw, task)
 
 
 def read_spec(path: str | Path, overrides: list[str] | None = None) -> ArchSpec:

@@ -11,8 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextCo
 from rich.table import Table
 
 from cogsim.commands.common import add_spec_arguments, console, human_count
+from cogsim.errors import CogsimError
 from cogsim.graph.build import build_plan
 from cogsim.graph.spec import read_spec
+from cogsim.threads import share_cores
 from cogsim.train.trainer import Progress, Trainer
 
 
@@ -32,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after N steps of this invocation, keeping a checkpoint (continue with --resume)")
     parser.add_argument("--no-viz", action="store_true", help="skip figures and the report at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for torch and the native kernels (default: all cores; with runs side by "
+                             "side, give each cores/runs)")
 
 
 def overrides_from(args: argparse.Namespace) -> list[str]:
@@ -87,12 +92,19 @@ def summary_table(summary: dict) -> Table:
             rows.append(("steps to recover after the switch", str(summary["recovery_steps"] or "not recovered")))
     else:
         rows.append(("validation bits/byte", f"{summary['val_bpb']:.4f}"))
+    if "threads" in summary:  # (summaries written before these fields had none)
+        rows += [("threads", f"torch {summary['threads']['torch']}, native kernels {summary['threads']['native']}"),
+                 ("native kernels", summary["native_kernels"].split(": ", 1)[-1])]
     for what, value in rows:
         table.add_row(what, value)
     return table
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CogsimError(f"--threads must be at least 1, got {args.threads}")
+        share_cores(1, args.threads)
     spec = read_spec(args.arch, overrides_from(args))
     build_plan(spec)  # every mistake in the file is reported before any data is read
     out = Path(args.out or Path("runs") / f"{spec.name}-{dt.datetime.now():%Y%m%d-%H%M%S}")

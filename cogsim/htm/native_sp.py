@@ -11,9 +11,14 @@ import ctypes
 
 import torch
 
+from cogsim.htm.native_tm import threads_for
 from cogsim.native import EXACT_CFLAGS, NativeLibrary
 
 ABI = 1
+#: columns (streams × columns) worth a thread of their own in a step
+COLUMNS_PER_THREAD = 8192
+#: synapses (streams × columns × inputs) worth a thread of their own when the bitsets are rebuilt
+SYNAPSES_PER_THREAD = 1 << 20
 
 
 class _Step(ctypes.Structure):
@@ -49,20 +54,22 @@ def words(num_columns: int) -> int:
     return (num_columns + 63) // 64
 
 
-def connected_bits(sp, threads: int) -> torch.Tensor:
+def connected_bits(sp, threads: int | None = None) -> torch.Tensor:
     """Connected bitsets [streams, inputs, words] (int64 storage of uint64 words) from the pooler's
     permanences: bit c of an input's row is set when column c's synapse to it is connected."""
     S, C, I = sp.streams, sp.num_columns, sp.input_size
     bits = torch.empty(S, I, words(C), dtype=torch.int64)
     args = _Step(S=S, C=C, I=I, W=words(C), perm=sp.permanence.contiguous().data_ptr(), bits=bits.data_ptr(),
                  connected=sp._connected)
+    if threads is None:
+        threads = threads_for(S, S * C * I, SYNAPSES_PER_THREAD)
     library().cogsim_htm_sp_bits(ctypes.byref(args), max(1, threads))
     return bits
 
 
 def step(sp, bits: torch.Tensor, x: torch.Tensor, learn: bool, n_desired: torch.Tensor, duty_decay: float,
          duty_inc: float, boosting: bool, update_min_duty: bool,
-         threads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+         threads: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of every stream on the pooler's (CPU, contiguous) buffers and ``bits``, in place.
     ``x`` is bool [streams, inputs] contiguous; ``n_desired`` the winners per stream; ``boosting``
     whether overlaps are multiplied by the boost factors. Returns overlaps [S, C] int64, active
@@ -85,5 +92,7 @@ def step(sp, bits: torch.Tensor, x: torch.Tensor, learn: bool, n_desired: torch.
                  min_pct_overlap_duty=sp.min_pct_overlap_duty_cycle,
                  inc=sp.syn_perm_active_inc, dec=sp.syn_perm_inactive_dec, bump=sp.syn_perm_below_stimulus_inc,
                  duty_decay=duty_decay, duty_inc=duty_inc)
+    if threads is None:
+        threads = threads_for(S, S * C, COLUMNS_PER_THREAD)
     library().cogsim_htm_sp_step(ctypes.byref(args), max(1, min(threads, S)))
     return overlaps, active, bumped

@@ -13,7 +13,7 @@ import os
 import torch
 
 from cogsim.htm.counter_rng import SALT_GROW, SALT_LEAST_USED
-from cogsim.native import EXACT_CFLAGS, NativeLibrary
+from cogsim.native import EXACT_CFLAGS, NativeLibrary, kernel_threads, max_threads
 
 ABI = 1
 
@@ -57,15 +57,24 @@ def library() -> ctypes.CDLL | None:
     return LIBRARY.get()
 
 
+#: columns (streams × columns) worth a thread of their own in a TM step
+COLUMNS_PER_THREAD = 4096
+
+
 def default_threads() -> int:
-    """Threads for the per-stream loop: ``COGSIM_HTM_THREADS``, else the usable CPUs."""
+    """The most threads an HTM kernel uses: ``COGSIM_HTM_THREADS``, else the native kernels' limit
+    (:func:`cogsim.native.max_threads`, which :func:`cogsim.threads.share_cores` sets)."""
     env = os.environ.get("COGSIM_HTM_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return max(1, int(env)) if env else max_threads()
+
+
+def threads_for(streams: int, work: int, work_per_thread: int) -> int:
+    """Threads for an HTM kernel call over ``streams`` streams: exactly ``COGSIM_HTM_THREADS`` when
+    set (tests, benchmarks), else one per ``work_per_thread`` units of ``work``; never more than the
+    streams, since a stream is never split."""
+    env = os.environ.get("COGSIM_HTM_THREADS")
+    n = max(1, int(env)) if env else kernel_threads(work, work_per_thread)
+    return max(1, min(n, streams))
 
 
 class NativeTM:
@@ -87,7 +96,6 @@ class NativeTM:
                     seed=tm.seed, compact_floor=self.compact_floor)
         self.streams, self.num_columns, self.num_cells = tm.streams, tm.num_columns, tm.num_cells
         self.handle = self.lib.cogsim_htm_tm_new(ctypes.byref(p))
-        self.threads = default_threads()
 
     def __del__(self) -> None:
         handle, self.handle = getattr(self, "handle", None), None
@@ -97,7 +105,7 @@ class NativeTM:
     def compute(self, cols: torch.Tensor, learn: bool, step: int, iteration: int, prev_active: torch.Tensor,
                 prev_winner: torch.Tensor) -> torch.Tensor:
         anomaly = torch.empty(self.streams, dtype=torch.float32)
-        threads = min(self.threads, self.streams)
+        threads = threads_for(self.streams, self.streams * self.num_columns, COLUMNS_PER_THREAD)
         self.lib.cogsim_htm_tm_compute(self.handle, cols.data_ptr(), int(learn), step, iteration, anomaly.data_ptr(),
                                        prev_active.data_ptr(), prev_winner.data_ptr(), threads)
         return anomaly

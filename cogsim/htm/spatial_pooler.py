@@ -221,9 +221,8 @@ class SpatialPooler(nn.Module):
         for name in ("permanence", "overlap_duty", "active_duty", "min_overlap_duty"):  # written in place
             if not buffers[name].is_contiguous():
                 buffers[name] = buffers[name].contiguous()
-        threads = _threads()
         if self._bits is None:
-            self._bits = native_sp.connected_bits(self, threads)
+            self._bits = native_sp.connected_bits(self)
         count = buffers["iterations"].add_(_COUNT[bool(learn)]).tolist()[0]  # (all, learning) += (1, learn)
         due = learn and count % UPDATE_PERIOD == 0
         radius = buffers["inhibition_radius"]
@@ -233,7 +232,7 @@ class SpatialPooler(nn.Module):
         decay, inc = self._duty_rates(count)
         boosting = self.boost_strength >= EPSILON
         self.overlaps, active, bumped = native_sp.step(self, self._bits, x, learn, self._n_desired_cache, decay, inc,
-                                                       boosting, due, threads)
+                                                       boosting, due)
         if learn:
             self.bumped = bumped
             self._conn_fresh = False  # the torch path's mask goes stale

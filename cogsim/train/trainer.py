@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from cogsim import native, threads
 from cogsim.data import tasks
 from cogsim.data.batches import TaskMixSampler, WindowSampler, task_stream, validation_windows
 from cogsim.data.corpus import load_corpus
@@ -298,6 +299,7 @@ class Trainer:
             "val_bpb": evals[-1].get("val_bpb", math.nan) if evals else math.nan,
             "tokens_per_s": (sum(r["tokens_per_s"] for r in rows if "tokens_per_s" in r) /
                              max(1, sum(1 for r in rows if "tokens_per_s" in r))),
+            "threads": threads.current(), "native_kernels": native.describe(),
         }
         if self.task is not None:  # accuracy at the answers of the validation stream, against chance
             del out["val_bpb"]

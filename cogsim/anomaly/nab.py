@@ -49,13 +49,27 @@ def probationary_length(n_rows: int, probation_percent: float = PROBATION_PERCEN
 
 
 def windows_to_indices(timestamps: np.ndarray, windows: Sequence[tuple]) -> list[tuple[int, int]]:
-    """(start, end) timestamp windows → inclusive row-index windows (first row ≥ start, last row ≤
-    end), sorted; windows containing no row are dropped."""
+    """(start, end) timestamp windows → inclusive row-index windows, sorted; windows containing no
+    row are dropped. Rows are taken in file order, as NAB's sweeper walks them: a window opens at the
+    first row stamped ``start`` and closes at the first row after it stamped ``end`` (NAB's labels
+    name rows), so a row going back in time does not move it. Limits that name no row: from the
+    first row ≥ start to the row before the next row > end (for rows in time order, the last ≤ end)."""
     ts = np.asarray(timestamps).astype("datetime64[ns]")
     out = []
     for start, end in windows:
-        lo = int(np.searchsorted(ts, np.datetime64(start, "ns"), side="left"))
-        hi = int(np.searchsorted(ts, np.datetime64(end, "ns"), side="right")) - 1
+        start, end = np.datetime64(start, "ns"), np.datetime64(end, "ns")
+        begun = np.flatnonzero(ts == start)
+        if not len(begun):
+            begun = np.flatnonzero(ts >= start)
+            if not len(begun):
+                continue
+        lo = int(begun[0])
+        closing = np.flatnonzero(ts[lo:] == end)
+        if len(closing):
+            hi = lo + int(closing[0])
+        else:
+            past = np.flatnonzero(ts[lo:] > end)
+            hi = lo + (int(past[0]) if len(past) else len(ts) - lo) - 1
         if hi >= lo:
             out.append((lo, hi))
     return sorted(out)
@@ -269,4 +283,20 @@ def match_labels(names: Sequence[str], labels: Mapping[str, list]) -> dict[str, 
             key = cands[0] if len(cands) == 1 else None
         if key is not None:
             out[name] = labels[key]
+    return out
+
+
+def held_out_scores(results: Mapping[str, tuple[np.ndarray, np.ndarray]], windows: Mapping[str, Sequence[tuple]],
+                    folds: Sequence[Sequence[str]], profile: str = "standard") -> list[NABResult]:
+    """Out-of-sample NAB scores: each fold (a list of names in ``results``) scored with the threshold
+    optimised on all the other folds together."""
+    empty = [k for k, fold in enumerate(folds) if not fold]
+    if len(folds) < 2 or empty:
+        raise CogsimError(f"folds: need two or more folds, none empty (got {len(folds)}"
+                          + (f"; fold {empty[0]} is empty)" if empty else ")"))
+    out = []
+    for k, fold in enumerate(folds):
+        rest = [n for j, other in enumerate(folds) if j != k for n in other]
+        chosen = score_corpus({n: results[n] for n in rest}, windows, profile=profile).threshold
+        out.append(score_corpus({n: results[n] for n in fold}, windows, profile=profile, threshold=chosen))
     return out

@@ -23,23 +23,14 @@ ProgressFn = Callable[[int, int], None]
 class DetectorConfig:
     """Every knob of the pipeline; defaults are NuPIC's NAB detector (docs/design.md §5.2.5).
 
-    Thresholds. NuPIC's 70.1 came from its *backtracking* TM;
-    the plain (htm.core-semantics) TM here, fed the same kind of input, leaves 2-4x more columns
-    unpredicted on real data (measured on the first ~400 rows of two NAB ad-exchange series against
-    the raw scores NuPIC published for them). Lowering the activation threshold from 13 to 10 (and
-    minThreshold from 10 to 8) brings the raw-anomaly level close to NuPIC's and makes the final
-    scores track NuPIC's better (correlation 0.47-0.49 instead of −0.04-0.28 over the labelled window
-    of one of them); on the synthetic corpus (:mod:`cogsim.anomaly.corpus`) the two settings
-    score alike. ``activation_threshold=13, min_threshold=10`` restores NuPIC's numbers.
-
-    Connected permanence: NuPIC's 70.1 run used its backtracking TM, which never set
-    ``connectedPerm`` and so ran with its default 0.5; the 0.2 here is htm.core's detector choice
-    (connected = the SP's synPermConnected), which makes a new synapse (initial 0.21) connected at
-    once, i.e. one-shot sequence learning. ``connected_permanence=0.5`` reproduces NuPIC's slower
-    learning (three reinforcements before a transition is predicted), but on the two NAB series above
-    it left 3-7x more columns unpredicted than NuPIC did, so 0.2 stays. NuPIC's own settings for the
-    plain TM (its 64.6 run) were activation 20, minThreshold 13, initial 0.24, 31 new synapses,
-    128 synapses/segment, inc 0.04, dec 0.008, predictedSegmentDecrement 0.001, connected 0.5.
+    Temporal memory: NuPIC's backtracking TM (:mod:`cogsim.htm.backtracking_tm`) with NuPIC's
+    settings (activation 13, minThreshold 10, connected 0.5, initial 0.21, 20 new synapses, ±0.1,
+    128 segments × 32 synapses, pamLength 3). On the whole NAB corpus it scores standard 67.0 where
+    the plain TM scores 60.7 (experiments/results/nab/configs.csv). ``temporal_memory="plain"`` runs
+    htm.core's TM with the same fields; the plain TM did best on NAB's ad-exchange series with
+    activation 10, minThreshold 8 and connected 0.2 (one-shot learning), and NuPIC's own plain-TM run
+    (its 64.6) used activation 20, minThreshold 13, initial 0.24, 31 new synapses, 128
+    synapses/segment, inc 0.04, dec 0.008, predictedSegmentDecrement 0.001, connected 0.5.
     """
 
     # Value encoder (RDSE); resolution = max(min_resolution, padded range / num_buckets).
@@ -62,12 +53,14 @@ class DetectorConfig:
     syn_perm_inactive_dec: float = 0.0005
     boost_strength: float = 0.0
     sp_seed: int = 1956
-    # Temporal memory.
+    # Temporal memory: "backtracking" (NuPIC's, :mod:`cogsim.htm.backtracking_tm`) or "plain"
+    # (htm.core's, :mod:`cogsim.htm.temporal_memory`).
+    temporal_memory: str = "backtracking"
     cells_per_column: int = 32
-    activation_threshold: int = 10
-    min_threshold: int = 8
+    activation_threshold: int = 13
+    min_threshold: int = 10
     initial_permanence: float = 0.21
-    connected_permanence: float = 0.2
+    connected_permanence: float = 0.5
     max_new_synapse_count: int = 20
     permanence_increment: float = 0.1
     permanence_decrement: float = 0.1
@@ -75,6 +68,11 @@ class DetectorConfig:
     max_segments_per_cell: int = 128
     max_synapses_per_segment: int = 32
     tm_seed: int = 1960
+    # Backtracking TM only (NuPIC's names: pamLength, maxInfBacktrack, maxLrnBacktrack, maxSeqLength).
+    pam_length: int = 3
+    max_inf_backtrack: int = 10
+    max_lrn_backtrack: int = 5
+    max_seq_length: int = 32
     # Scoring.
     probation_percent: float = 0.15
     max_probation_rows: int = 750
@@ -93,6 +91,8 @@ class DetectorConfig:
                      "historic_window_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be ≥ 1, got {getattr(self, name)}")
+        if self.temporal_memory not in ("backtracking", "plain"):
+            raise ValueError(f"temporal_memory: must be 'backtracking' or 'plain', got {self.temporal_memory!r}")
         if not 0 < self.probation_percent < 1:
             raise ValueError(f"probation_percent: must be in (0, 1), got {self.probation_percent}")
         if self.num_buckets <= 0 or self.min_resolution <= 0:
@@ -176,6 +176,18 @@ def _make_pooler(input_size: int, streams: int, config: DetectorConfig, device):
 
 
 def _make_memory(streams: int, config: DetectorConfig, device):
+    if config.temporal_memory == "backtracking":
+        from cogsim.htm.backtracking_tm import BacktrackingTM
+
+        return BacktrackingTM(
+            config.columns, cells_per_column=config.cells_per_column,
+            activation_threshold=config.activation_threshold, min_threshold=config.min_threshold,
+            initial_permanence=config.initial_permanence, connected_permanence=config.connected_permanence,
+            permanence_increment=config.permanence_increment, permanence_decrement=config.permanence_decrement,
+            new_synapse_count=config.max_new_synapse_count, max_segments_per_cell=config.max_segments_per_cell,
+            max_synapses_per_segment=config.max_synapses_per_segment, pam_length=config.pam_length,
+            max_inf_backtrack=config.max_inf_backtrack, max_lrn_backtrack=config.max_lrn_backtrack,
+            max_seq_length=config.max_seq_length, seed=config.tm_seed, streams=streams)
     from cogsim.htm.temporal_memory import TemporalMemory
 
     return TemporalMemory(

@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     overrides = parse_settings(args.set)
     config = make_config(overrides)
     sets = " ".join(f"--set {shlex.quote(s)}" for s in args.set)
-    before = load()
+    before, commit = load(), git_commit()
     if args.raw_from:
         htm = sorted(set(overrides) - SCORING_FIELDS)
         if htm:
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
            "oos_low_fn_mean": r(prof["reward_low_FN_rate"]["out_of_sample"]["mean"]),
            "in_fold_standard_even": r(std["in_fold"]["even"]), "in_fold_standard_odd": r(std["in_fold"]["odd"]),
            "files": summary["files"], "rows": summary["rows"], "seconds": summary["seconds"],
-           "load": f"{before} / {load()}", "commit": git_commit(), "command": command, "note": args.note}
+           "load": f"{before} / {load()}", "commit": commit, "command": command, "note": args.note}
     args.csv.parent.mkdir(parents=True, exist_ok=True)
     new = not args.csv.exists()
     with args.csv.open("a", newline="") as f:

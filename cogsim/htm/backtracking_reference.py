@@ -45,9 +45,10 @@ class _Segment:
 
 
 class ReferenceBTM:
-    """One stream. ``params`` as :class:`cogsim.htm.backtracking_tm.BacktrackingTM` builds them."""
+    """One stream. ``params`` as :class:`cogsim.htm.backtracking_tm.BacktrackingTM` builds them;
+    random numbers from ``seed`` (default ``params["seed"] + stream``)."""
 
-    def __init__(self, params: dict, stream: int = 0):
+    def __init__(self, params: dict, stream: int = 0, seed: int | None = None):
         p = params
         self.C, self.K = p["columns"], p["cells_per_column"]
         self.act_th, self.min_th, self.new_syn = p["activation_threshold"], p["min_threshold"], p["new_synapse_count"]
@@ -56,7 +57,7 @@ class ReferenceBTM:
         self.max_seq = p["max_seq_length"]
         self.init, self.conn = F32(p["initial_permanence"]), F32(p["connected_permanence"])
         self.inc, self.dec, self.pmax = F32(p["permanence_increment"]), F32(p["permanence_decrement"]), F32(p["permanence_max"])
-        self.rng = SplitMix64(p["seed"] + stream)
+        self.rng = SplitMix64(p["seed"] + stream if seed is None else seed)
         self.segs: dict[int, _Segment] = {}
         self.next_uid = 0
         self.cell_slots: dict[int, list] = {}  # cell -> segment uids by slot (None: freed)
@@ -155,8 +156,7 @@ class ReferenceBTM:
             if n < self.act_th:
                 continue
             seg = self.segs[uid]
-            if self._duty_cycle(seg, False) > 0:
-                self.conf_cols.add(seg.cell // self.K)
+            self.conf_cols.add(seg.cell // self.K)  # NuPIC adds the duty cycle, which stays > 0
             if self._seg_active(seg, self.inf_act):
                 self.inf_pred.add(seg.cell)
                 pred_cols.add(seg.cell // self.K)

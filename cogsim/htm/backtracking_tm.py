@@ -17,7 +17,7 @@ import ctypes
 import numpy as np
 import torch
 
-from cogsim.native import NativeLibrary
+from cogsim.native import NativeLibrary, max_threads
 
 ABI = 1
 
@@ -41,6 +41,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         "cogsim_btm_new": ([ctypes.POINTER(_Params)], _P),
         "cogsim_btm_free": ([_P], None),
         "cogsim_btm_compute": ([_P, _P, _I32, _P, _I32], None),
+        "cogsim_btm_run": ([_P, _P, _P, _P, _P, _P, _I32, _I32, _P, _I32], None),
+        "cogsim_btm_seed": ([_P, _I32, ctypes.c_int64], None),
         "cogsim_btm_reset": ([_P], None),
         "cogsim_btm_state": ([_P, _I32, _I32, _P], None),
         "cogsim_btm_stats": ([_P, _P, _P], ctypes.c_int64),
@@ -59,9 +61,10 @@ STATES = ("active", "predicted", "learn_active", "learn_predicted", "confident_c
 
 class BacktrackingTM:
     """``compute(active_columns [streams, columns] bool)`` → raw anomaly [streams] (float32), one
-    step of every stream. Parameters are NuPIC's (``BacktrackingTM``/``Cells4``) under cogsim's names;
-    the defaults are those of NuPIC's NAB detector. Stream ``s`` draws its random numbers from
-    ``seed + s``, so it equals a one-stream memory seeded ``seed + s``.
+    step of every stream; ``run`` takes whole sequences instead. Parameters are NuPIC's
+    (``BacktrackingTM``/``Cells4``) under cogsim's names; the defaults are those of NuPIC's NAB
+    detector. Stream ``s`` draws its random numbers from ``seeds[s]`` (default ``seed + s``), so it
+    equals a one-stream memory with that seed.
 
     ``backend``: ``"auto"`` (the C kernel when it can be built, else the reference), ``"native"`` or
     ``"reference"``. The state lives in the backend and is not saved with checkpoints.
@@ -73,7 +76,7 @@ class BacktrackingTM:
                  permanence_max: float = 1.0, new_synapse_count: int = 20, max_segments_per_cell: int = 128,
                  max_synapses_per_segment: int = 32, pam_length: int = 3, max_inf_backtrack: int = 10,
                  max_lrn_backtrack: int = 5, max_seq_length: int = 32, seed: int = 1960, streams: int = 1,
-                 backend: str = "auto", threads: int | None = None) -> None:
+                 seeds=None, backend: str = "auto", threads: int | None = None) -> None:
         ints = {"num_columns": num_columns, "cells_per_column": cells_per_column, "streams": streams,
                 "max_segments_per_cell": max_segments_per_cell, "max_synapses_per_segment": max_synapses_per_segment,
                 "pam_length": pam_length}
@@ -112,6 +115,9 @@ class BacktrackingTM:
             permanence_increment=float(permanence_increment), permanence_decrement=float(permanence_decrement),
             permanence_max=float(permanence_max), seed=int(seed))
         self.threads = threads
+        seeds = [int(seed) + s for s in range(self.streams)] if seeds is None else [int(x) for x in seeds]
+        if len(seeds) != self.streams:
+            raise ValueError(f"seeds: need one per stream ({self.streams}), got {len(seeds)}")
         lib = LIBRARY.get() if backend != "reference" else None
         if backend == "native" and lib is None:
             raise ValueError(f"backend 'native' is unavailable: {LIBRARY.status()}")
@@ -120,10 +126,12 @@ class BacktrackingTM:
             self._handle = lib.cogsim_btm_new(ctypes.byref(_Params(**self.params)))
             if not self._handle:
                 raise ValueError("backtracking TM: parameters rejected by the kernel")
+            for s, x in enumerate(seeds):
+                lib.cogsim_btm_seed(self._handle, s, x)
         else:
             from cogsim.htm.backtracking_reference import ReferenceBTM
 
-            self._ref = [ReferenceBTM(self.params, s) for s in range(self.streams)]
+            self._ref = [ReferenceBTM(self.params, seed=x) for x in seeds]
 
     def __del__(self) -> None:
         handle, self._handle = getattr(self, "_handle", None), None
@@ -156,6 +164,50 @@ class BacktrackingTM:
         x = cols.numpy()
         return torch.tensor([r.compute(np.flatnonzero(x[s]), learn) for s, r in enumerate(self._ref)],
                             dtype=torch.float32)
+
+    def run(self, sequences, learn: bool = True) -> list[np.ndarray]:
+        """Whole sequences, one per stream (``sequences[s]``: a list of active-column id arrays, one
+        per step, or None to leave stream ``s`` alone), each stepped from where its stream stands;
+        the streams run over threads, the longest first. Returns each stream's raw anomalies
+        (float32 [steps]; empty for a stream left alone). Equal to calling ``compute`` step by step."""
+        if len(sequences) != self.streams:
+            raise ValueError(f"sequences: need one per stream ({self.streams}), got {len(sequences)}")
+        rows = [[np.unique(np.asarray(r, dtype=np.int64)) for r in seq] if seq is not None else []
+                for seq in sequences]
+        for s, seq in enumerate(rows):
+            for t, r in enumerate(seq):
+                if r.size and (r[0] < 0 or r[-1] >= self.num_columns):
+                    raise ValueError(f"sequences[{s}][{t}]: column ids must be in [0, {self.num_columns})")
+        flat = [x for seq in rows for x in seq]
+        row_ptr = np.zeros(len(flat) + 1, dtype=np.int64)
+        np.cumsum([len(x) for x in flat], out=row_ptr[1:])
+        ids = np.concatenate(flat).astype(np.int32) if flat else np.zeros(0, dtype=np.int32)
+        nrows = np.array([len(seq) for seq in rows], dtype=np.int64)
+        first = np.concatenate([[0], np.cumsum(nrows)[:-1]]).astype(np.int64)
+        out = np.zeros(len(flat), dtype=np.float32)
+        self.run_rows(ids, row_ptr, first, nrows, out, learn)
+        return [out[a:a + n] for a, n in zip(first.tolist(), nrows.tolist())]
+
+    def run_rows(self, ids: np.ndarray, row_ptr: np.ndarray, first_row: np.ndarray, nrows: np.ndarray,
+                 out: np.ndarray, learn: bool = True) -> None:
+        """``run`` on rows laid out flat: stream ``s`` steps through rows ``first_row[s]`` …
+        ``first_row[s] + nrows[s] − 1``; row ``r``'s active columns are ``ids[row_ptr[r]:row_ptr[r+1]]``
+        (int32, ascending, distinct, checked by the caller); anomalies go to ``out[r]`` (float32)."""
+        nrows = np.ascontiguousarray(nrows, dtype=np.int64)
+        first_row = np.ascontiguousarray(first_row, dtype=np.int64)
+        if self._handle is None:
+            for s, ref in enumerate(self._ref):
+                for r in range(int(first_row[s]), int(first_row[s] + nrows[s])):
+                    out[r] = ref.compute(ids[row_ptr[r]:row_ptr[r + 1]], learn)
+            return
+        for name, a, dtype in (("ids", ids, np.int32), ("row_ptr", row_ptr, np.int64), ("out", out, np.float32)):
+            if a.dtype != dtype or not a.flags.c_contiguous:
+                raise ValueError(f"{name} must be a contiguous {np.dtype(dtype).name} array")
+        order = np.ascontiguousarray(np.argsort(-nrows, kind="stable")[: int((nrows > 0).sum())], dtype=np.int32)
+        threads = max(1, min(self.threads or max_threads(), len(order)))
+        self._lib.cogsim_btm_run(self._handle, ids.ctypes.data, row_ptr.ctypes.data, first_row.ctypes.data,
+                                 nrows.ctypes.data, order.ctypes.data, len(order), int(bool(learn)), out.ctypes.data,
+                                 threads)
 
     def reset(self) -> None:
         """End of a sequence: the next input starts on start cells, queued learning is dropped."""

@@ -108,7 +108,7 @@ typedef struct {
   float avg_density;
   uint64_t rng;
   /* scratch */
-  vec_t cand, acol, tmp, tmp2, touched; int32_t *best_seg; uint8_t *col_on;
+  vec_t cand, acol, tmp, tmp2, touched, sorted; int32_t *best_seg; uint8_t *col_on;
 } bstream_t;
 
 typedef struct {
@@ -171,7 +171,7 @@ static void stream_free(const btm_t *tm, bstream_t *st) {
   free(st->seg_cell); free(st->seg_slot); free(st->seg_pos); free(st->seg_tot); free(st->src); free(st->seg_n);
   free(st->seg_uid); free(st->seg_dc_iter); free(st->perm); free(st->seg_dc); free(st->cnt); free(st->free_seg.p);
   free(st->upd); free(st->upd_src.p);
-  free(st->cand.p); free(st->acol.p); free(st->tmp.p); free(st->tmp2.p); free(st->touched.p);
+  free(st->cand.p); free(st->acol.p); free(st->tmp.p); free(st->tmp2.p); free(st->touched.p); free(st->sorted.p);
 }
 
 /* ---- segments ---- */
@@ -311,7 +311,7 @@ static int infer_phase2(const btm_t *tm, bstream_t *st) {
   st->tmp.n = 0;  /* predicted columns */
   for (int32_t i = 0; i < st->cand.n; ++i) {
     int32_t g = st->cand.p[i], cell = st->seg_cell[g], col = cell / tm->K;
-    if (duty_cycle(st, g, st->lrn_iter, 0) > 0.0f && !st->conf_col[col]) { st->conf_col[col] = 1; vec_push(&st->conf_on, col); }
+    if (!st->conf_col[col]) { st->conf_col[col] = 1; vec_push(&st->conf_on, col); }  /* duty cycles stay > 0 */
     if (seg_active(tm, st, g, &st->inf_act)) {
       cs_add(&st->inf_pred, cell);
       if (!st->pred_col[col]) { st->pred_col[col] = 1; vec_push(&st->tmp, col); }
@@ -355,22 +355,23 @@ static void update_inference(const btm_t *tm, bstream_t *st, const int32_t *cols
 }
 
 /* ---- learning ---- */
-/* the cells of `state`, ascending, into out (appended) */
-static void sorted_cells(const cellset_t *state, vec_t *out) {
-  vec_need(out, (int64_t)out->n + state->on.n);
-  int32_t *p = out->p + out->n, n = state->on.n;
-  memcpy(p, state->on.p, (size_t)n * 4);
-  for (int32_t i = 1; i < n; ++i) { int32_t x = p[i], j = i; while (j > 0 && p[j - 1] > x) { p[j] = p[j - 1]; --j; } p[j] = x; }
-  out->n += n;
-}
+static int cmp_i32(const void *a, const void *b) { int32_t x = *(const int32_t *)a, y = *(const int32_t *)b; return (x > y) - (x < y); }
 static void sort_i32(int32_t *p, int32_t n) {
+  if (n > 32) { qsort(p, (size_t)n, 4, cmp_i32); return; }
   for (int32_t i = 1; i < n; ++i) { int32_t x = p[i], j = i; while (j > 0 && p[j - 1] > x) { p[j] = p[j - 1]; --j; } p[j] = x; }
+}
+/* the cells of `state`, ascending, into out */
+static void sorted_cells(const cellset_t *state, vec_t *out) {
+  vec_need(out, state->on.n);
+  memcpy(out->p, state->on.p, (size_t)state->on.n * 4);
+  out->n = state->on.n;
+  sort_i32(out->p, out->n);
 }
 
 /* The synapses a segment update names, appended to st->upd_src: the segment's synapses onto `state`
-   and, up to new_syn in all, cells of `state` drawn at random among those it has no synapse to.
-   Returns how many (0: no update). */
-static int32_t compute_update(const btm_t *tm, bstream_t *st, int32_t g, const cellset_t *state) {
+   and, up to new_syn in all, cells of `state` drawn at random among those it has no synapse to
+   (`sorted`: the cells of `state`, ascending). Returns how many (0: no update). */
+static int32_t compute_update(const btm_t *tm, bstream_t *st, int32_t g, const cellset_t *state, const vec_t *sorted) {
   vec_t *u = &st->upd_src;
   int32_t base = u->n;
   const int32_t *sp = g >= 0 ? st->src + (size_t)g * tm->max_syn : NULL;
@@ -378,11 +379,10 @@ static int32_t compute_update(const btm_t *tm, bstream_t *st, int32_t g, const c
   for (int32_t j = 0; j < ns; ++j) if (cs_has(state, sp[j])) vec_push(u, sp[j]);
   int32_t want = tm->new_syn - (u->n - base);
   if (want > 0) {
-    st->tmp2.n = 0;
-    sorted_cells(state, &st->tmp2);
-    int32_t m = 0;  /* prune the cells the segment already has (both lists ascending) */
-    for (int32_t i = 0, j = 0; i < st->tmp2.n; ++i) {
-      int32_t c = st->tmp2.p[i];
+    vec_need(&st->tmp2, sorted->n);
+    int32_t m = 0;  /* the state's cells the segment has no synapse to (both lists ascending) */
+    for (int32_t i = 0, j = 0; i < sorted->n; ++i) {
+      int32_t c = sorted->p[i];
       while (j < ns && sp[j] < c) ++j;
       if (j < ns && sp[j] == c) continue;
       st->tmp2.p[m++] = c;
@@ -496,7 +496,7 @@ static int32_t cell_for_new_segment(const btm_t *tm, bstream_t *st, int32_t col)
 
 static int learn_phase1(const btm_t *tm, bstream_t *st, const int32_t *cols, int32_t ncols, int read_only) {
   cs_clear(&st->lrn_act);
-  if (!read_only) { propagate(st, &st->lrn_act1, tm->min_th); best_per_column(tm, st); }
+  if (!read_only) { propagate(st, &st->lrn_act1, tm->min_th); best_per_column(tm, st); sorted_cells(&st->lrn_act1, &st->sorted); }
   int32_t unpredicted = 0;
   for (int32_t i = 0; i < ncols; ++i) {
     int32_t col = cols[i], p = cell_in_column(tm, &st->lrn_pred1, col);
@@ -507,27 +507,26 @@ static int learn_phase1(const btm_t *tm, bstream_t *st, const int32_t *cols, int
     if (g >= 0 && count_of(st, g) >= tm->min_th) {
       cs_add(&st->lrn_act, st->seg_cell[g]);
       st->upd_src.n = 0;
-      int32_t n = compute_update(tm, st, g, &st->lrn_act1);
+      int32_t n = compute_update(tm, st, g, &st->lrn_act1, &st->sorted);
       st->seg_tot[g]++;
       if (n) adapt_existing(tm, st, g, st->upd_src.p, n);
     } else {
       int32_t cell = cell_for_new_segment(tm, st, col);
       cs_add(&st->lrn_act, cell);
       st->upd_src.n = 0;
-      int32_t n = compute_update(tm, st, -1, &st->lrn_act1);
+      int32_t n = compute_update(tm, st, -1, &st->lrn_act1, &st->sorted);
       if (n) seg_create(tm, st, cell, st->upd_src.p, n);
     }
   }
   return unpredicted < ncols / 2;
 }
 
-static int cmp_i32(const void *a, const void *b) { int32_t x = *(const int32_t *)a, y = *(const int32_t *)b; return (x > y) - (x < y); }
-
 static void learn_phase2(const btm_t *tm, bstream_t *st, int read_only) {
   propagate(st, &st->lrn_act, tm->act_th);
   best_per_column(tm, st);
   qsort(st->touched.p, (size_t)st->touched.n, 4, cmp_i32);  /* columns in order: the random draws follow it */
   cs_clear(&st->lrn_pred);
+  if (!read_only) sorted_cells(&st->lrn_act, &st->sorted);
   for (int32_t i = 0; i < st->touched.n; ++i) {
     int32_t col = st->touched.p[i], g = st->best_seg[col];
     if (g < 0 || count_of(st, g) < tm->act_th) continue;
@@ -536,7 +535,7 @@ static void learn_phase2(const btm_t *tm, bstream_t *st, int read_only) {
     if (st->nupd == st->cap_upd) {
       st->cap_upd = st->cap_upd * 2 + 64; st->upd = (update_t *)xgrow(st->upd, (size_t)st->cap_upd * sizeof(update_t));
     }
-    int32_t off = st->upd_src.n, n = compute_update(tm, st, g, &st->lrn_act);
+    int32_t off = st->upd_src.n, n = compute_update(tm, st, g, &st->lrn_act, &st->sorted);
     st->seg_tot[g]++;
     if (n) st->upd[st->nupd++] = (update_t){st->seg_cell[g], g, st->seg_uid[g], st->lrn_iter, off, n};
     else st->upd_src.n = off;
@@ -609,20 +608,12 @@ static void update_learning(const btm_t *tm, bstream_t *st, const int32_t *cols,
   learn_phase2(tm, st, 0);
 }
 
-/* ---- one step of one stream ---- */
-typedef struct { btm_t *tm; const uint8_t *cols; int32_t learn; float *anomaly; } step_args;
-
-static void stream_step(const step_args *a, int32_t s) {
-  btm_t *tm = a->tm;
-  bstream_t *st = &tm->st[s];
-  const uint8_t *x = a->cols + (int64_t)s * tm->C;
-  vec_need(&st->acol, tm->C);
-  int32_t n = 0, hit = 0;
-  for (int32_t c = 0; c < tm->C; ++c) if (x[c]) { st->acol.p[n++] = c; hit += st->conf_col[c]; }
-  st->acol.n = n;
-  a->anomaly[s] = n ? (float)(n - hit) / (float)n : 0.0f;
-  const int32_t *cols = st->acol.p;
-  if (a->learn) {
+/* ---- one step of one stream: `cols` ascending, n of them; returns the raw anomaly ---- */
+static float stream_step(const btm_t *tm, bstream_t *st, const int32_t *cols, int32_t n, int learn) {
+  int32_t hit = 0;
+  for (int32_t i = 0; i < n; ++i) hit += st->conf_col[cols[i]];
+  const float anomaly = n ? (float)(n - hit) / (float)n : 0.0f;
+  if (learn) {
     st->lrn_iter++;
     for (int t = 0; t < NTIERS; ++t)
       if (st->lrn_iter == TIERS[t])
@@ -631,12 +622,41 @@ static void stream_step(const step_args *a, int32_t s) {
   st->iter++;
   st->avg_density = st->avg_density == 0.0f ? (float)n : 0.99f * st->avg_density + 0.01f * (float)n;
   update_inference(tm, st, cols, n);
-  if (a->learn) update_learning(tm, st, cols, n);
+  if (learn) update_learning(tm, st, cols, n);
   st->reset_called = 0;
+  return anomaly;
 }
 
-static void streams_range(const void *args, int64_t s0, int64_t s1) {
-  for (int64_t s = s0; s < s1; ++s) stream_step((const step_args *)args, (int32_t)s);
+/* one step of every stream from a [S, C] input (nonzero = active) */
+typedef struct { btm_t *tm; const uint8_t *cols; int32_t learn; float *anomaly; } step_args;
+
+static void step_range(const void *args, int64_t s0, int64_t s1) {
+  const step_args *a = (const step_args *)args;
+  const btm_t *tm = a->tm;
+  for (int64_t s = s0; s < s1; ++s) {
+    bstream_t *st = &tm->st[s];
+    const uint8_t *x = a->cols + s * tm->C;
+    vec_need(&st->acol, tm->C);
+    int32_t n = 0;
+    for (int32_t c = 0; c < tm->C; ++c) if (x[c]) st->acol.p[n++] = c;
+    a->anomaly[s] = stream_step(tm, st, st->acol.p, n, a->learn);
+  }
+}
+
+/* whole sequences: stream order[k] steps through its rows first_row[s] .. first_row[s] + nrows[s] - 1;
+   row r's active columns are ids[row_ptr[r] .. row_ptr[r + 1]) (ascending) */
+typedef struct {
+  btm_t *tm; const int32_t *ids, *order; const int64_t *row_ptr, *first_row, *nrows; int32_t learn; float *anomaly;
+} run_args;
+
+static void run_range(const void *args, int64_t k0, int64_t k1) {
+  const run_args *a = (const run_args *)args;
+  for (int64_t k = k0; k < k1; ++k) {
+    int32_t s = a->order[k];
+    bstream_t *st = &a->tm->st[s];
+    for (int64_t r = a->first_row[s], end = a->first_row[s] + a->nrows[s]; r < end; ++r)
+      a->anomaly[r] = stream_step(a->tm, st, a->ids + a->row_ptr[r], (int32_t)(a->row_ptr[r + 1] - a->row_ptr[r]), a->learn);
+  }
 }
 
 /* ---- API ---- */
@@ -667,8 +687,18 @@ void cogsim_btm_free(void *h) {
 /* one step of every stream: cols [S*C] (nonzero = active), anomaly [S] out */
 void cogsim_btm_compute(void *h, const uint8_t *cols, int32_t learn, float *anomaly, int32_t nthreads) {
   step_args a = {(btm_t *)h, cols, learn, anomaly};
-  run_dynamic(streams_range, &a, ((btm_t *)h)->S, 1, nthreads);
+  run_dynamic(step_range, &a, ((btm_t *)h)->S, 1, nthreads);
 }
+
+/* whole sequences of the streams in `order` (see run_args), streams spread over threads */
+void cogsim_btm_run(void *h, const int32_t *ids, const int64_t *row_ptr, const int64_t *first_row, const int64_t *nrows,
+                    const int32_t *order, int32_t norder, int32_t learn, float *anomaly, int32_t nthreads) {
+  run_args a = {(btm_t *)h, ids, order, row_ptr, first_row, nrows, learn, anomaly};
+  run_dynamic(run_range, &a, norder, 1, nthreads);
+}
+
+/* stream s draws its random numbers from `seed` from now on */
+void cogsim_btm_seed(void *h, int32_t s, int64_t seed) { ((btm_t *)h)->st[s].rng = (uint64_t)seed; }
 
 /* a reset: the next input starts on start cells; learning's queued updates are dropped */
 void cogsim_btm_reset(void *h) {

@@ -124,3 +124,24 @@ def test_empty_input_and_bad_arguments():
                          ({"backend": "gpu"}, "backend must be auto, native or reference")]:
         with pytest.raises(ValueError, match=message):
             BacktrackingTM(**{**SMALL, **bad})
+
+
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+def test_run_equals_step_by_step(backend):
+    """Whole sequences over threads (streams of unequal length, one left alone, per-stream seeds)
+    give what compute gives step by step."""
+    rng = np.random.default_rng(4)
+    lengths = [90, 0, 140, 60]
+    seqs = [[rng.choice(64, 6, replace=False) if rng.random() < 0.2 else np.arange(6) * 9 + (t % 7)
+             for t in range(n)] for n in lengths]
+    seeds = [5, 5, 11, 5]
+    batch = BacktrackingTM(**SMALL, streams=4, seeds=seeds, backend=backend, threads=2)
+    got = batch.run([seq if seq else None for seq in seqs])
+    for s, seq in enumerate(seqs):
+        single = BacktrackingTM(**{**SMALL, "seed": seeds[s]}, backend=backend)
+        want = [float(single.compute(one_hot(1, 64, [x]))[0]) for x in seq]
+        assert got[s].tolist() == want
+        assert single.segments(0) == batch.segments(s)
+    assert got[1].size == 0 and batch.stats()["segments"][1] == 0
+    with pytest.raises(ValueError, match=r"sequences\[2\]\[0\]: column ids must be in \[0, 64\)"):
+        batch.run([None, None, [np.array([64])], None])

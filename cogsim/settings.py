@@ -56,7 +56,8 @@ class TrainSettings(Checked):
 
 @dataclass
 class DataSettings(Checked):
-    """Where text comes from and how the tokenizer is trained."""
+    """Where text comes from and how the tokenizer is trained; or, with ``task``, which synthetic
+    task generates the data instead (its own parameters sit beside these: cogsim.data.synthetic)."""
 
     path: str | None = None  # None: the embedded default corpus (the Python standard library)
     # share of files (or of the text of a single file) kept for validation
@@ -65,3 +66,4 @@ class DataSettings(Checked):
     # share of training windows taken from generated probe-task text (cogsim.data.tasks)
     task_mix: Annotated[float, Range(ge=0, le=0.5)] = 0.0
     probe_count: Annotated[int, Range(ge=0, note="0: no probes")] = 32  # instances per probe task after training
+    task: str | None = None  # a synthetic task (mqar, facts, copy, motifs, count) instead of text; see docs/tasks.md

@@ -11,7 +11,7 @@ import ctypes
 import numpy as np
 import torch
 
-from cogsim.native import EXACT_CFLAGS, NativeLibrary
+from cogsim.native import EXACT_CFLAGS, NativeLibrary, kernel_threads
 
 ABI = 1
 #: Head results (positions × layers × heads) below which one thread does the whole batch: starting
@@ -97,8 +97,6 @@ class HashConstants:
         return {**self.__dict__, "_pointers": {}}  # addresses do not survive a copy
 
 
-def _default_threads(items: int) -> int:
-    return 1 if items < MIN_PARALLEL_ITEMS else max(1, min(torch.get_num_threads(), items // MIN_PARALLEL_ITEMS))
 
 
 def hash_rows(x: torch.Tensor, c: HashConstants, threads: int | None = None, f64: bool | None = None) -> torch.Tensor:
@@ -116,7 +114,7 @@ def hash_rows(x: torch.Tensor, c: HashConstants, threads: int | None = None, f64
     if out.numel() == 0:
         return out
     if threads is None:
-        threads = _default_threads(out.numel())
+        threads = kernel_threads(out.numel(), MIN_PARALLEL_ITEMS)
     lib.cogsim_engram_hash(x.data_ptr(), batch, length, x.stride(0), x.stride(1), c.pad_id, c.layers, c.n,
                            c.heads, *c.pointers(bool(f64)), out.data_ptr(), int(threads))
     return out

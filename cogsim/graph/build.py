@@ -121,7 +121,9 @@ def build_plan(spec: ArchSpec, vocab_size: int | None = None, reg: Registry | No
     """Check the spec against the components' ports and return the execution plan."""
     reg = reg or default_registry
     m, file = spec.model, spec.file
-    sizes = Sizes(m.d_model, m.n_heads, m.seq_len, vocab_size or m.vocab_size, m.window or 0)
+    task = spec.task  # a synthetic task brings its own vocabulary and sequence length
+    sizes = Sizes(m.d_model, m.n_heads, task.seq_len if task else m.seq_len,
+                  vocab_size or (task.vocab_size if task else m.vocab_size), m.window or 0)
     nodes = {name: _node_info(spec, name, sizes, reg) for name in spec.nodes}
 
     edges = [_resolve_edge(e, nodes, file) for e in spec.edges]

@@ -1,8 +1,9 @@
 """The ``engram`` component: hashed n-gram memory read into the residual stream (docs/design.md §5.1).
 
-Ids are compressed and hashed into one table (placement ``device``, ``host`` or ``mmap``); the rows
-are fused into the hidden state by :mod:`cogsim.engram.layer`. The table is not an ``nn.Parameter``:
-its row gradients go to a row-wise optimizer in :meth:`EngramComponent.sparse_step`.
+Ids are compressed and hashed into one table (placement ``device``, ``host``, ``mmap``, or
+``sharded`` across data-parallel ranks); the rows are fused into the hidden state by
+:mod:`cogsim.engram.layer`. The table is not an ``nn.Parameter``: its row gradients go to a row-wise
+optimizer in :meth:`EngramComponent.sparse_step`.
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from cogsim.bounds import Annotated, Checked, Count, FieldError, Positive, Range
 from cogsim.component import Component, Context, Port, Sizes
 from cogsim.engram.hashing import NgramHashMapping
 from cogsim.engram.layer import EngramFusion
+from cogsim.engram.exchange import sum_rows
 from cogsim.engram.prefetch import FetchedRows, RowPrefetcher
+from cogsim.engram.sharded import ShardedTable
 from cogsim.engram.sparse_optim import make_optimizer
 from cogsim.engram.tables import EngramTable
 from cogsim.errors import CogsimError
@@ -45,7 +48,7 @@ class EngramParams(Checked):
     gate: bool = True  # false: every gate is 1 (ablation)
     conv: bool = True  # false: no short conv (ablation)
     compression: bool = True  # false: hash raw token ids (ablation)
-    placement: Literal["device", "host", "mmap"] = "device"
+    placement: Literal["device", "host", "mmap", "sharded"] = "device"
     mmap_path: str | None = None  # null: <storage dir>/engram_table.f32, or a temporary file
     optimizer: Literal["adam", "adagrad"] = "adam"  # row-wise, see cogsim.engram.sparse_optim
     lr_multiplier: Positive = 5.0
@@ -116,9 +119,12 @@ class EngramComponent(Component):
         mapping = self.hash_mapping
         self.n_heads = mapping.n_heads_per_layer
         self._offsets = {torch.device("cpu"): mapping.offsets(p.layer_id)}
-        self.table = EngramTable(mapping.table_rows(p.layer_id), self.head_dim, p.placement,
-                                 seed=p.seed + 10007 * p.layer_id, std=p.init_std, path=p.mmap_path,
-                                 what="engram_vocab_size")
+        rows, seed = mapping.table_rows(p.layer_id), p.seed + 10007 * p.layer_id
+        if p.placement == "sharded":
+            self.table = ShardedTable(rows, self.head_dim, seed=seed, std=p.init_std, what="engram_vocab_size")
+        else:
+            self.table = EngramTable(rows, self.head_dim, p.placement, seed=seed, std=p.init_std,
+                                     path=p.mmap_path, what="engram_vocab_size")
         self.fusion = EngramFusion(self.n_heads * self.head_dim, sizes.d_model, p.branches, p.kernel_size,
                                    dilation=self.n, gate=p.gate, conv=p.conv)
         self.optimizer = make_optimizer(p.optimizer, beta2=p.beta2, eps=p.eps)
@@ -228,16 +234,21 @@ class EngramComponent(Component):
 
     # ---- sparse updates ----
     def sparse_step(self, lr: float) -> None:
-        """Row-wise optimizer step on the rows touched since the last step (lr × lr_multiplier)."""
-        if not self._grads:
+        """Row-wise optimizer step on the rows touched since the last step (lr × lr_multiplier).
+        Under data parallel every rank calls it (the table exchanges the ranks' gradients)."""
+        if not self._grads and not self.table.shared:
             return
         for _, _, event in self._grads:
             if event is not None:
                 event.synchronize()
-        rows, grad = _merge_row_grads([(r, g) for r, g, _ in self._grads])
+        if self._grads:
+            rows, grad = _merge_row_grads([(r, g) for r, g, _ in self._grads])
+        else:  # nothing touched here, but the other ranks' updates need this rank too
+            dev = self.table.device
+            rows, grad = torch.empty(0, dtype=torch.long, device=dev), torch.empty(0, self.head_dim, device=dev)
         self._grads.clear()
-        self.table.update(rows, grad, self.optimizer, lr * self.params.lr_multiplier)
-        self.prefetcher.refresh(rows)
+        self.prefetcher.refresh(self.table.apply_gradients(rows, grad, self.optimizer,
+                                                           lr * self.params.lr_multiplier))
 
     def sparse_zero_grad(self) -> None:
         """Drop row gradients collected since the last step (e.g. a skipped step)."""
@@ -253,6 +264,20 @@ class EngramComponent(Component):
 
     def memory_estimate(self) -> dict[str, int]:
         return self.table.memory_estimate()
+
+    def row_shards(self) -> dict[str, tuple[torch.Tensor, int, int]]:
+        return self.table.row_shards() if isinstance(self.table, ShardedTable) else {}
+
+    def load_row_shards(self, read) -> None:
+        if isinstance(self.table, ShardedTable):
+            self.table.load_row_shards(read)
+            self._grads.clear()
+            self.prefetcher.forget()
+
+    def gather_rows_to_main(self) -> None:
+        if isinstance(self.table, ShardedTable):
+            self.prefetcher.forget()
+            self.table.gather_rows_to_main()
 
     def set_storage_dir(self, path) -> None:
         """Directory (the run folder) for the mmap table when ``mmap_path`` is null or relative."""
@@ -296,8 +321,4 @@ def _merge_row_grads(grads: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[to
     """Sum gradients of several forwards per row: (sorted unique rows, [U, dim] gradients)."""
     if len(grads) == 1:
         return grads[0]
-    rows = torch.cat([r for r, _ in grads])
-    unique, inverse = torch.unique(rows, sorted=True, return_inverse=True)
-    summed = torch.zeros(len(unique), grads[0][1].shape[1], dtype=torch.float32, device=grads[0][1].device)
-    summed.index_add_(0, inverse.to(summed.device), torch.cat([g for _, g in grads]))
-    return unique, summed
+    return sum_rows(torch.cat([r for r, _ in grads]), torch.cat([g for _, g in grads]))

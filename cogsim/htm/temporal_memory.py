@@ -11,11 +11,13 @@ their active segments learn (+increment on synapses to previously active cells, 
 others) and grow ``max_new_synapse_count − active potential synapses`` new synapses onto previous
 winner cells. An unpredicted active column bursts: all cells fire; the winner is the cell of the best
 matching segment (most active potential synapses, ties → lowest cell, then oldest segment), which
-learns the same way, else the least-used cell (fewest segments, random tie-break), which grows a new
-segment with ``min(max_new_synapse_count, #previous winners)`` synapses. Matching segments of inactive
+learns the same way, else the column's previous winner cell if it had one (htm.core since 2023: a
+repeated input keeps its cells), else the least-used cell (fewest segments, ties → lowest index); that
+cell grows a new segment with ``min(max_new_synapse_count, #previous winners)`` synapses. Matching segments of inactive
 columns are punished by ``predicted_segment_decrement``. Synapses whose permanence falls below 1e-6
 are destroyed, and so are segments left with fewer than ``min_threshold`` synapses. A cell at
-``max_segments_per_cell`` loses its least recently used segment before growing one; a segment at
+``max_segments_per_cell`` loses the segment with the smallest sum of squared permanences (ties →
+oldest) before growing one; a segment at
 ``max_synapses_per_segment`` loses its weakest synapses (not onto growth candidates) to make room.
 Growing onto a cell already on the segment raises that synapse to ``initial_permanence`` instead, as
 htm.core's ``createSynapse`` does. Raw anomaly = fraction of active columns that were not predicted.
@@ -23,9 +25,11 @@ htm.core's ``createSynapse`` does. Raw anomaly = fraction of active columns that
 Randomness is counter-based (``counter_rng``): a draw is ``hash32(purpose, step, stream seed,
 [segment uid,] cell)``, where stream ``s`` has seed ``seed + s`` and a segment's uid is its creation
 number in its stream. So stream ``s`` of a batched TM equals a
-single-stream TM built with ``seed + s`` fed the same inputs, exactly. (htm.core's least-used-cell
-comparator falls back to the lowest index on ties despite its shuffle; we keep the intended random
-tie-break.) Numbers therefore match htm.core in distribution, not draw for draw.
+single-stream TM built with ``seed + s`` fed the same inputs, exactly. Numbers therefore match
+htm.core in distribution, not draw for draw (which synapses a segment grows when it cannot take every
+previous winner). ``rules="nupic"`` swaps in NuPIC's three choices where htm.core's differ: random
+least-used tie-break, no winner reuse, least-recently-used eviction. Every difference from htm.core
+is listed in docs/htm.md.
 
 Backends: on a CPU the step runs in a native C kernel (``native_tm``: per-stream compact
 structures, streams over pthreads) when a C compiler is available — same results, bit for bit,
@@ -55,6 +59,8 @@ from cogsim.htm.connections import _SCAN, Connections
 _NATIVE_EXPORTED = ("syn_pre", "syn_perm", "seg_cell", "seg_uid", "seg_last", "seg_nsyn", "seg_top", "next_uid",
                     "cell_nseg")
 BACKENDS = ("auto", "native", "torch")
+#: where htm.core and NuPIC differ (tie-break, winner reuse, eviction): see the module docstring
+RULES = ("htm.core", "nupic")
 
 EPSILON = 1e-6  # htm::Epsilon
 _I64 = torch.int64
@@ -96,10 +102,13 @@ class TemporalMemory(Connections, nn.Module):
                  max_new_synapse_count: int = 20, permanence_increment: float = 0.1,
                  permanence_decrement: float = 0.1, predicted_segment_decrement: float = 0.0,
                  max_segments_per_cell: int = 255, max_synapses_per_segment: int = 255, seed: int = 42,
-                 streams: int = 1, device: str | torch.device | None = None, backend: str = "auto") -> None:
+                 streams: int = 1, device: str | torch.device | None = None, backend: str = "auto",
+                 rules: str = "htm.core") -> None:
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if rules not in RULES:
+            raise ValueError(f"rules must be one of {', '.join(RULES)}, got {rules!r}")
         for name, value in (("num_columns", num_columns), ("cells_per_column", cells_per_column),
                             ("max_segments_per_cell", max_segments_per_cell),
                             ("max_synapses_per_segment", max_synapses_per_segment), ("streams", streams)):
@@ -138,6 +147,8 @@ class TemporalMemory(Connections, nn.Module):
         self.permanence_decrement = _f32(permanence_decrement)
         self.predicted_segment_decrement = _f32(predicted_segment_decrement)
         self.seed = int(seed)
+        self.rules = rules
+        self._nupic = rules == "nupic"
         # htm.core: connectedThreshold_ = connectedPermanence - Epsilon, computed in float32
         self._connected = float(np.float32(connected_permanence) - np.float32(EPSILON))
         self._eps = _f32(EPSILON)
@@ -297,7 +308,7 @@ class TemporalMemory(Connections, nn.Module):
         if burst_cols.numel():
             best_pos, best_cells, match_cols = self._best_matching(burst)
             has_match = torch.zeros(S * C, dtype=torch.bool, device=dev).index_fill_(0, match_cols, True)
-            new_cells = self._least_used_cells(burst_cols[~has_match.index_select(0, burst_cols)])
+            new_cells = self._new_winners(burst_cols[~has_match.index_select(0, burst_cols)])
             learn_pos = torch.cat([learn_pos, best_pos])
             burst_cells = (burst_cols[:, None] * K + torch.arange(K, device=dev)).view(-1)
             active_idx = torch.cat([pred_cells, burst_cells])
@@ -333,16 +344,25 @@ class TemporalMemory(Connections, nn.Module):
         win = key == best.index_select(0, mcol)
         return pos[win], cells[win], mcol
 
-    def _least_used_cells(self, gcols: torch.Tensor) -> torch.Tensor:
-        """For each global column id: the cell with fewest segments, random tie-break."""
+    def _new_winners(self, gcols: torch.Tensor) -> torch.Tensor:
+        """Winner of each bursting column without a matching segment (global column ids): the
+        column's previous winner cell (the lowest if several; htm.core since 2023), else the least
+        used cell (fewest segments; ties: the lowest index, or a counter-based random draw under
+        NuPIC's rules, which also skip the reuse)."""
         if gcols.numel() == 0:
             return gcols
         K, C, N = self.cells_per_column, self.num_columns, self.num_cells
-        cells = gcols[:, None] * K + torch.arange(K, device=self.device)
-        stream = gcols // C
-        tie = hash_fold(self._stream_keys(SALT_LEAST_USED)[stream][:, None], cells - (stream * N)[:, None])
-        key = (self.cell_nseg[cells].long() << 32) | tie
-        return cells.gather(1, key.argmin(1, keepdim=True)).squeeze(1)
+        k = torch.arange(K, device=self.device)
+        cells = gcols[:, None] * K + k
+        nseg = self.cell_nseg[cells].long()
+        if self._nupic:
+            stream = gcols // C
+            tie = hash_fold(self._stream_keys(SALT_LEAST_USED)[stream][:, None], cells - (stream * N)[:, None])
+            return cells.gather(1, ((nseg << 32) | tie).argmin(1, keepdim=True)).squeeze(1)
+        least = cells.gather(1, (nseg * K + k).argmin(1, keepdim=True)).squeeze(1)
+        was_winner = self.prev_winner.index_select(0, cells.view(-1)).view(cells.shape)
+        first = torch.where(was_winner, k, K).min(1).values
+        return torch.where(first < K, gcols * K + first, least)
 
     def _stream_keys(self, salt: int) -> torch.Tensor:
         """Per-stream hash prefix of this step's draws for one purpose: hash32(salt, step, seed_s)."""
@@ -462,17 +482,35 @@ class TemporalMemory(Connections, nn.Module):
             self._destroy_segments(rows[dead])
         return ~dead[:n_learn]
 
-    def _evict_lru(self, cells) -> torch.Tensor:
-        """Destroy the least recently used segment (ties: oldest) of each given cell; returns the
-        freed slots."""
+    def _evict(self, cells) -> torch.Tensor:
+        """Destroy one segment of each given (full) cell; returns the freed slots. htm.core
+        (``pruneSegment_``): the segment with the smallest sum of squared permanences; NuPIC: the
+        least recently used. Ties: the oldest."""
         lists = self._cell_segs.index_select(0, cells).long()
         valid = lists >= 0
         safe = lists.clamp(min=0)
-        key = (self.seg_last[safe] << 32) | self.seg_uid[safe]
+        uid = self.seg_uid[safe]
+        if self._nupic:
+            key = (self.seg_last[safe] << 32) | uid
+        else:
+            strength = self._strength(safe.view(-1)).view(safe.shape).masked_fill_(~valid, float("inf"))
+            weakest = strength == strength.min(1, keepdim=True).values
+            key = torch.where(weakest, uid, torch.iinfo(_I64).max)
         key.masked_fill_(~valid, torch.iinfo(_I64).max)
         slots = lists.gather(1, key.argmin(1, keepdim=True)).squeeze(1)
         self._destroy_segments(slots)
         return slots
+
+    def _strength(self, rows) -> torch.Tensor:
+        """Sum of squared permanences of each row, in float64, smallest terms first: the squares are
+        exact and the order fixed, so the C kernel (synapses stored elsewhere) gets the same sums."""
+        perm = self.syn_perm.index_select(0, rows).double()
+        perm.masked_fill_(self.syn_pre.index_select(0, rows) == self._pad, 0.0)
+        squares = torch.sort(perm * perm, dim=1).values
+        total = torch.zeros(rows.numel(), dtype=torch.float64, device=self.device)
+        for j in range(squares.shape[1]):  # one term at a time: a reduction would reorder the sum
+            total += squares[:, j]
+        return total
 
     def _grow(self, rows, n_desired, table) -> None:
         """htm.core growSynapses onto the previous winner cells, for every (existing) row at once."""

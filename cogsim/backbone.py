@@ -1,4 +1,4 @@
-"""Backbone components (DESIGN §6): token embedding, causal attention, SwiGLU feed-forward,
+"""Backbone components (docs/design.md §6): token embedding, causal attention, SwiGLU feed-forward,
 pre-norm transformer block, a linear projection and the (tied) LM head."""
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ COMMANDS = {
     "viz": "Figures and an HTML report for a run folder.",
     "ablate": "Train an architecture and its memory ablations over seeds and compare them.",
     "anomaly": "HTM anomaly detection on CSV time series (timestamp,value).",
+    "nab": "The HTM detector over a NAB checkout: NAB's results layout and its three profile scores.",
 }
 
 

@@ -1,4 +1,4 @@
-"""The component contract: what every node of an architecture graph is (DESIGN §4).
+"""The component contract: what every node of an architecture graph is (docs/design.md §4).
 
 A component is an ``nn.Module`` registered under a type name. It declares typed ports, builds itself
 from validated parameters plus the model's global sizes, and maps a dict of input tensors to a dict

@@ -14,8 +14,10 @@ import hashlib
 import importlib.resources
 import os
 import platform
+import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import warnings
@@ -47,6 +49,69 @@ def _cpu_id() -> str:
         return "".join(sorted(set(lines)))
     except OSError:
         return platform.processor()
+
+
+def find_compiler() -> tuple[list[str] | None, str]:
+    """The C compiler command (``$CC``, else gcc or cc on PATH), or ``None`` and why there is none."""
+    cc = os.environ.get("CC", "").strip()
+    if cc:
+        cmd = shlex.split(cc)
+        path = shutil.which(cmd[0])
+        return ([path, *cmd[1:]], "") if path else (None, f"no C compiler: CC={cc} is not found")
+    path = shutil.which("gcc") or shutil.which("cc")
+    return ([path], "") if path else (None, "no C compiler: neither gcc nor cc is on PATH")
+
+
+_warned_no_compiler = False
+
+
+def _warn_no_compiler(reason: str) -> None:
+    """One line on stderr, once per process: the fast paths are off and the run is slower for it."""
+    global _warned_no_compiler
+    if not _warned_no_compiler:
+        _warned_no_compiler = True
+        print(f"cogsim: warning: {reason}; native kernels off, the torch paths run instead (same results, "
+              "slower). Install gcc or set CC.", file=sys.stderr)
+
+
+# ---- threads ----
+_max_threads: int | None = None
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def set_max_threads(n: int | None) -> None:
+    """Cap the threads of every kernel call in this process (``None``: back to the default).
+    :func:`cogsim.threads.share_cores` sets it for processes that share the machine."""
+    global _max_threads
+    if n is not None and n < 1:
+        raise ValueError(f"kernel threads must be at least 1, got {n}")
+    _max_threads = n
+
+
+def max_threads() -> int:
+    """The most threads one kernel call may use: :func:`set_max_threads`, else ``COGSIM_NATIVE_THREADS``,
+    else ``OMP_NUM_THREADS``, else the usable CPUs."""
+    if _max_threads is not None:
+        return _max_threads
+    for var in ("COGSIM_NATIVE_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return usable_cpus()
+
+
+def kernel_threads(work: int, work_per_thread: int) -> int:
+    """Threads for one kernel call doing ``work`` units: one per ``work_per_thread`` units, at most
+    :func:`max_threads`. Starting and joining a thread costs tens of microseconds and a second
+    thread may wait for a busy core, so small calls run on the calling thread alone."""
+    return max(1, min(max_threads(), work // max(1, work_per_thread)))
 
 
 class NativeLibrary:
@@ -81,16 +146,17 @@ class NativeLibrary:
         """Forget the loaded library (the next :meth:`get` loads or builds it again)."""
         self._state = {}
 
-    def compile(self, compiler: str, out: Path, extra_flags: tuple[str, ...] = ()) -> None:
+    def compile(self, compiler: str | list[str], out: Path, extra_flags: tuple[str, ...] = ()) -> None:
         """Build the shared library ``out`` (``RuntimeError`` with the compiler's message on failure)."""
+        cmd = [compiler] if isinstance(compiler, str) else list(compiler)
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             for name, text in self.files().items():
                 (Path(tmp) / name).write_text(text)
             built = Path(tmp) / f"{self.name}.so"
-            proc = subprocess.run([compiler, *self.flags(), *extra_flags, str(Path(tmp) / self.source), "-o",
+            proc = subprocess.run([*cmd, *self.flags(), *extra_flags, str(Path(tmp) / self.source), "-o",
                                    str(built), "-lm"], capture_output=True, text=True, timeout=300)
             if proc.returncode != 0:
-                raise RuntimeError(f"{compiler} failed: {proc.stderr.strip()[-2000:]}")
+                raise RuntimeError(f"{cmd[0]} failed: {proc.stderr.strip()[-2000:]}")
             os.replace(built, out)  # atomic: concurrent builders agree on the result
 
     def cache_key(self, compiler_version: str) -> str:
@@ -99,8 +165,8 @@ class NativeLibrary:
         key = hashlib.sha256("\0".join([*parts, " ".join(self.flags()), compiler_version, _cpu_id()]).encode())
         return key.hexdigest()[:16]
 
-    def _build(self, compiler: str) -> Path:
-        version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    def _build(self, compiler: list[str]) -> Path:
+        version = subprocess.run([*compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
         target = cache_root() / f"{self.name}_{self.cache_key(version)}.so"
         if target.exists():
             return target
@@ -115,12 +181,12 @@ class NativeLibrary:
         with self._lock:
             if "lib" in self._state:
                 return self._state["lib"]  # type: ignore[return-value]
-            lib, reason = None, ""
-            compiler = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+            lib = None
+            compiler, reason = find_compiler()
             if os.environ.get(self.switch, "1") == "0":
                 reason = f"disabled by {self.switch}=0"
-            elif not compiler:
-                reason = "no C compiler (gcc/cc) found"
+            elif compiler is None:
+                _warn_no_compiler(reason)
             else:
                 try:
                     lib = ctypes.CDLL(str(self._build(compiler)))
@@ -136,5 +202,29 @@ class NativeLibrary:
         return "native kernels: available" if self.get() is not None else \
             f"native kernels: off ({self._state['reason']})"
 
+    def state(self) -> str:
+        """``on`` (loaded), ``off (why)``, or ``ready`` (not loaded yet, a compiler is there); builds nothing."""
+        if "lib" in self._state:
+            return "on" if self._state["lib"] is not None else f"off ({self._state['reason']})"
+        if os.environ.get(self.switch, "1") == "0":
+            return f"off (disabled by {self.switch}=0)"
+        compiler, reason = find_compiler()
+        return f"off ({reason})" if compiler is None else "ready"
+
     def built_files(self) -> list[Path]:
         return sorted(cache_root().glob(f"{self.name}_*.so"))
+
+
+def kernel_states() -> dict[str, str]:
+    """Every kernel library's :meth:`NativeLibrary.state`, by name (for run summaries and ``check``)."""
+    return {lib.name: lib.state() for lib in LIBRARIES}
+
+
+def describe() -> str:
+    """One line on the native kernels of this process: the compiler and each library's state, or why
+    they are all off."""
+    compiler, reason = find_compiler()
+    if compiler is None:
+        return f"native kernels: off ({reason}); the torch paths run instead (same results, slower)"
+    states = ", ".join(f"{name} {state}" for name, state in kernel_states().items()) or "none used"
+    return f"native kernels ({Path(compiler[0]).name}): {states}"

@@ -23,8 +23,8 @@ class LoadedRun:
     run_dir: Path
     spec: ArchSpec
     model: CognitiveModel
-    tokenizer: Tokenizer
-    token_bytes: np.ndarray
+    tokenizer: Tokenizer  # for a synthetic-task run: the task's Vocabulary
+    token_bytes: np.ndarray | None  # None for a synthetic-task run (no text)
     step: int
 
     def metrics(self) -> list[dict]:
@@ -37,7 +37,8 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
-    """Rebuild the model of a run folder from its config, tokenizer and checkpoint (weights only)."""
+    """Rebuild the model of a run folder from its config, tokenizer (or synthetic task) and checkpoint
+    (weights only)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise CogsimError(f"{run_dir}: not a run folder (no config.yaml)")
@@ -45,10 +46,15 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
     if folder is None:
         raise CogsimError(f"{run_dir}: no checkpoint in this run folder")
     spec = parse_spec(load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
-    tokenizer = Tokenizer.from_file(str(run_dir / "tokenizer.json"))
     model_state, extra, record = checkpoint.load(folder)
-    model = CognitiveModel(build_plan(spec, vocab_size=tokenizer.get_vocab_size()))
+    if spec.task is not None:
+        tokenizer, nbytes = spec.task.vocab, None
+        model = CognitiveModel(build_plan(spec, vocab_size=spec.task.vocab_size))
+    else:
+        tokenizer = Tokenizer.from_file(str(run_dir / "tokenizer.json"))
+        nbytes = token_bytes(tokenizer)
+        model = CognitiveModel(build_plan(spec, vocab_size=tokenizer.get_vocab_size()))
+        model.attach_tokenizer(tokenizer)
     model.attach_run_dir(run_dir)
-    model.attach_tokenizer(tokenizer)
     checkpoint.restore_model(model, model_state, extra)
-    return LoadedRun(run_dir, spec, model.to(device).eval(), tokenizer, token_bytes(tokenizer), record["step"])
+    return LoadedRun(run_dir, spec, model.to(device).eval(), tokenizer, nbytes, record["step"])

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Most cognitive cycles a model may run (``model.cycles``): each cycle re-runs every node downstream
+#: of a feedback edge, so a forward costs up to this many passes.
+MAX_CYCLES = 64
+
 
 def _check(cond: bool, message: str) -> None:
     if not cond:
@@ -30,7 +34,7 @@ class ModelSettings:
                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         _check(self.seq_len > 0, f"seq_len must be > 0, got {self.seq_len}")
         _check(self.vocab_size >= 260, f"vocab_size must be ≥ 260 (256 bytes + specials), got {self.vocab_size}")
-        _check(self.cycles >= 1, f"cycles must be ≥ 1, got {self.cycles}")
+        _check(1 <= self.cycles <= MAX_CYCLES, f"cycles must be in [1, {MAX_CYCLES}], got {self.cycles}")
         _check(self.window is None or self.window >= 0, f"window must be ≥ 0 (0: full attention), got {self.window}")
 
 
@@ -70,13 +74,15 @@ class TrainSettings:
 
 @dataclass
 class DataSettings:
-    """Where text comes from and how the tokenizer is trained."""
+    """Where text comes from and how the tokenizer is trained; or, with ``task``, which synthetic
+    task generates the data instead (its own parameters sit beside these: cogsim.data.synthetic)."""
 
     path: str | None = None  # None: the embedded default corpus (the Python standard library)
     val_percent: float = 5.0  # share of files (or of the text of a single file) kept for validation
     tokenizer_sample_mb: float = 8.0  # training text used to fit the BPE tokenizer
     task_mix: float = 0.0  # share of training windows taken from generated probe-task text (cogsim.data.tasks)
     probe_count: int = 32  # instances per probe task at the end of training (0: no probes)
+    task: str | None = None  # a synthetic task (mqar, facts, copy, motifs, count) instead of text; see docs/tasks.md
 
     def __post_init__(self) -> None:
         _check(0 < self.val_percent < 50, f"val_percent must be in (0, 50), got {self.val_percent}")

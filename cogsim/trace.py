@@ -1,4 +1,4 @@
-"""Recording of activity for figures (DESIGN §10: off the hot path, owned by one model instance).
+"""Recording of activity for figures (docs/design.md §10: off the hot path, owned by one model instance).
 
 A :class:`Recorder` is handed to components through the forward context only while recording is
 on; components publish tensors with ``ctx.record(name, value)``. Subsampling keeps traces small.

@@ -1,4 +1,4 @@
-"""The ablation runner behind ``cogsim ablate`` (DESIGN §9).
+"""The ablation runner behind ``cogsim ablate`` (docs/design.md §9).
 
 An architecture and its variants — each memory system removed (graph bypass), the plain transformer
 of the same sizes, and an Engram control whose tables hold almost nothing — are trained on the same
@@ -15,13 +15,10 @@ import dataclasses
 import json
 import math
 import multiprocessing
-import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
-
-import torch
 
 from cogsim.errors import CogsimError, SpecError
 from cogsim.evaluate.probes import METRICS as PROBE_METRICS
@@ -31,6 +28,7 @@ from cogsim.graph.build import build_plan
 from cogsim.graph.spec import ArchSpec, read_spec
 from cogsim.graph.yamlio import line_of, load_yaml
 from cogsim.train import checkpoint
+from cogsim.threads import share_cores, sharing_cores
 from cogsim.train.trainer import Progress, Trainer
 
 FULL, PLAIN, ENGRAM_MIN = "full", "plain", "engram_min"
@@ -167,9 +165,10 @@ def _train(spec: ArchSpec, run_dir: Path, device: str, key: str, report: Callabl
     return Trainer(spec, run_dir, device=device, resume=start > 0, progress=progress).train()
 
 
-def _train_in_worker(spec: ArchSpec, run_dir: Path, device: str, key: str, threads: int, queue) -> dict:
-    """Entry point of a worker process (``jobs`` > 1): a fixed torch thread count, progress by queue."""
-    torch.set_num_threads(threads)
+def _train_in_worker(spec: ArchSpec, run_dir: Path, device: str, key: str, jobs: int, queue) -> dict:
+    """Entry point of a worker process (``jobs`` > 1): its share of the cores for torch and the
+    native kernels (:func:`cogsim.threads.share_cores`), progress by queue."""
+    share_cores(jobs)
     return _train(spec, run_dir, device, key, lambda *message: queue.put(message))
 
 
@@ -182,8 +181,9 @@ def run_suite(variants: list[Variant], seeds: list[int], out: Path, device: str 
               progress: SuiteProgress | None = None, jobs: int = 1) -> list[dict]:
     """Train (or pick up) every variant × seed under ``out``; returns one result row per run, in
     variant-then-seed order. ``jobs`` > 1 trains that many runs at once in worker processes with
-    cpu_count // jobs torch threads each (on a CPU, single-thread processes use the cores better
-    than one process with several threads; every run is seeded the same either way)."""
+    usable CPUs // jobs threads each for torch and the native kernels (on a CPU, single-thread
+    processes use the cores better than one process with several threads; every run is seeded the
+    same either way)."""
     if jobs < 1:
         raise CogsimError(f"--jobs must be at least 1, got {jobs}")
     progress = progress or SuiteProgress()
@@ -213,15 +213,14 @@ def run_suite(variants: list[Variant], seeds: list[int], out: Path, device: str 
 
 def _run_parallel(plan: list, todo: list[int], device: str, progress: SuiteProgress, jobs: int,
                   summaries: dict[int, dict]) -> None:
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     ctx = multiprocessing.get_context("spawn")  # no fork after torch has started its thread pools
-    with ctx.Manager() as manager:
+    with sharing_cores(jobs), ctx.Manager() as manager:  # workers start with the shared environment
         queue = manager.Queue()
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
             futures = {}
             for i in todo:
                 name, seed, spec, run_dir, _ = plan[i]
-                futures[pool.submit(_train_in_worker, spec, run_dir, device, f"{name} seed {seed}", threads,
+                futures[pool.submit(_train_in_worker, spec, run_dir, device, f"{name} seed {seed}", jobs,
                                     queue)] = i
             try:
                 waiting = set(futures)

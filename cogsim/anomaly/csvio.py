@@ -1,13 +1,16 @@
 """Reading and writing ``timestamp,value`` CSV time series (the anomaly detector's input and output).
 
-A user's mistake (missing file or column, empty file, a value or timestamp that doesn't parse,
-timestamps going backwards) raises :class:`~cogsim.errors.CogsimError` with a one-line message
-naming the file and line.
+A user's mistake (missing file or column, empty file, a value or timestamp that doesn't parse)
+raises :class:`~cogsim.errors.CogsimError` with a one-line message naming the file and line. A row
+earlier than the row before it is an error too, unless the caller passes ``warn``: real recordings
+have such rows (NAB's machine_temperature_system_failure.csv:10151), and NAB reads rows in file
+order, so then each is reported in one line and the rows are kept as they are.
 """
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -21,10 +24,15 @@ def _parse_timestamp(text: str) -> np.datetime64:
     return np.datetime64(t, "ns")
 
 
-def read_series(path: str | Path, timestamp_column: str = "timestamp",
-                value_column: str = "value") -> tuple[np.ndarray, np.ndarray]:
+#: out-of-order rows reported one by one per file; the rest are counted in one more line
+REPORTED_BACKWARD_ROWS = 3
+
+
+def read_series(path: str | Path, timestamp_column: str = "timestamp", value_column: str = "value",
+                warn: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read a CSV with a header naming ``timestamp`` and ``value`` columns (others are ignored).
-    Returns (timestamps datetime64[ns] [n], values float64 [n])."""
+    Returns (timestamps datetime64[ns] [n], values float64 [n]) in file order. ``warn``: receives a
+    line for each row earlier than the row before it (without it, such a row is an error)."""
     path = Path(path)
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
@@ -83,11 +91,16 @@ def read_series(path: str | Path, timestamp_column: str = "timestamp",
     if np.isnat(t).any():
         k = int(np.nonzero(np.isnat(t))[0][0])
         raise CogsimError(f"{path}:{lines[k]}: {timestamp_column}: cannot parse {stamps[k]!r} as a timestamp")
-    back = np.nonzero(np.diff(t) < np.timedelta64(0, "ns"))[0]
-    if len(back):
-        k = int(back[0]) + 1
+    back = np.nonzero(np.diff(t) < np.timedelta64(0, "ns"))[0] + 1
+    if len(back) and warn is None:
+        k = int(back[0])
         raise CogsimError(f"{path}:{lines[k]}: {timestamp_column}: {stamps[k]!r} is earlier than the row before; "
                           f"rows must be in time order")
+    for k in back[:REPORTED_BACKWARD_ROWS].tolist():
+        warn(f"{path}:{lines[k]}: {timestamp_column}: {stamps[k].strip()!r} is earlier than the row before "
+             f"({stamps[k - 1].strip()!r}); rows are read in file order")
+    if len(back) > REPORTED_BACKWARD_ROWS:
+        warn(f"{path}: {len(back) - REPORTED_BACKWARD_ROWS} more rows earlier than the row before")
     return t, v
 
 

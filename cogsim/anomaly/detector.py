@@ -1,20 +1,8 @@
 """The classic HTM anomaly detector for time series, every series a stream of one batched SP + TM.
 
-Per series (NuPIC's NAB detector settings, DESIGN §5.2): the value goes through an RDSE (400 bits,
-21 active, resolution ``max(0.001, range/130)`` over the value range padded by 20%) and the timestamp
-through a time-of-day encoder (21 bits, radius 9.49 h); the concatenated SDR feeds a spatial pooler
-(2048 columns, 40 active, global inhibition, potentialPct 0.8, synPermConnected 0.2, inc 0.003,
-dec 0.0005, no boosting) and a temporal memory (32 cells/column, initial permanence 0.21,
-connected 0.2, 20 new synapses, inc/dec 0.1, 128 segments/cell, 32 synapses/segment; activation 10
-and minThreshold 8 instead of NuPIC's 13/10, see :class:`DetectorConfig`). The TM's raw anomaly
-goes through the anomaly likelihood (learning and estimation periods split from each series'
-probationary period, min(15% of its rows, 750)) and the reported score is the log-likelihood; a
-value outside the range seen so far ± 5% ("spatial anomaly", as NuPIC's and htm.core's NAB detectors
-do) scores 1.
-
-All series run together: row ``t`` of every series is one step of the batch. Shorter series are
-padded; once a series has ended its stream gets an empty input and no active columns, so its TM
-neither activates nor grows anything, and its outputs are dropped.
+Encoders → spatial pooler → temporal memory → anomaly likelihood, with NuPIC's NAB detector
+settings as defaults (:class:`DetectorConfig`; the settings and where they differ from NuPIC's are in
+docs/design.md §5.2.5). All series run together, row t of every series one step of the batch.
 """
 from __future__ import annotations
 
@@ -33,7 +21,7 @@ ProgressFn = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """Every knob of the pipeline; defaults are NuPIC's NAB detector (see the module docstring).
+    """Every knob of the pipeline; defaults are NuPIC's NAB detector (docs/design.md §5.2.5).
 
     Thresholds. NuPIC's 70.1 came from its *backtracking* TM;
     the plain (htm.core-semantics) TM here, fed the same kind of input, leaves 2-4x more columns

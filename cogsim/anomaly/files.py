@@ -2,9 +2,10 @@
 anomaly``); with labelled windows, rate the scores the NAB way."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from cogsim.anomaly.nab import PROFILES as COSTS
 from cogsim.errors import CogsimError
@@ -41,6 +42,38 @@ def run_detector(series, config, device=None, quiet: bool = True):
     return detections, time.perf_counter() - t0
 
 
+def stderr_warning(message: str) -> None:
+    """A one-line warning on stderr."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def read_files(paths: Sequence[Path], warn: Callable[[str], None] = stderr_warning) -> list[tuple[int, tuple]]:
+    """(position, (timestamps, values)) of every file that can be read; each one that cannot is
+    reported through ``warn`` and skipped, and so are rows earlier than the row before (read in file
+    order). None readable: the error (one file) or a summary of them."""
+    from cogsim.anomaly.csvio import read_series
+
+    out, errors = [], []
+    for i, path in enumerate(paths):
+        try:
+            out.append((i, read_series(path, warn=warn)))
+        except CogsimError as e:
+            errors.append(e)
+            if len(paths) > 1:
+                warn(f"{e} (file skipped)")
+    if not out:
+        raise errors[0] if len(errors) == 1 else CogsimError(f"none of the {len(paths)} input files could be read")
+    return out
+
+
+def make_folder(path: str | Path) -> None:
+    """Create an output folder before the work starts, or fail in one line."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CogsimError(f"--out: {path}: cannot create the folder ({e.strerror or e})") from None
+
+
 def make_config(overrides: dict, spatial: bool = True, likelihood: bool = True):
     """The detector configuration: defaults, the two switches, then ``overrides`` (field → value)."""
     from cogsim.anomaly.detector import DetectorConfig
@@ -55,7 +88,7 @@ def score_files(files: Sequence[str], out: str, config, labels: str | None = Non
                 device=None, details: bool = False, quiet: bool = False) -> int:
     """Read every file, run them as one batch, write ``out/<file name>``; print the throughput and,
     with ``labels`` (NAB's combined_windows.json), the NAB score per profile."""
-    from cogsim.anomaly.csvio import read_series, write_scores
+    from cogsim.anomaly.csvio import write_scores
 
     paths = [Path(f) for f in files]
     names = [p.name for p in paths]
@@ -67,7 +100,9 @@ def score_files(files: Sequence[str], out: str, config, labels: str | None = Non
         from cogsim.anomaly.nab import load_windows, match_labels
 
         windows = match_labels([str(p) for p in paths], load_windows(labels))
-    series = [read_series(p) for p in paths]
+    make_folder(out)
+    read = read_files(paths)
+    paths, series = [paths[i] for i, _ in read], [s for _, s in read]
     total = sum(len(v) for _, v in series)
     detections, elapsed = run_detector(series, config, device=device, quiet=quiet)
     folder = Path(out)

@@ -1,29 +1,8 @@
-"""Anomaly likelihood: how unusual the recent raw HTM anomaly scores are, NuPIC-style (DESIGN §5.2).
+"""Anomaly likelihood: how unusual the recent raw HTM anomaly scores are, NuPIC-style (docs/design.md §5.2.5).
 
-The raw score (fraction of unpredicted columns) is noisy; the likelihood asks how improbable its
-recent average is given the score distribution seen so far:
-
-- moving average of the last ``averaging_window`` (10) raw scores;
-- nothing is estimated during the probationary period (``learning_period + estimation_samples``
-  records): the likelihood is 0.5 there;
-- then a normal distribution is fitted to the moving averages of the historic window (the last
-  ``historic_window_size`` records, skipping the first ``learning_period`` records while they are in
-  it) at the first record after probation and again whenever the record index is a multiple of
-  ``reestimation_period``. The fit floors the mean at 0.03 and the variance at 0.0003; when there is
-  nothing left to fit, or the *input values* are flat (variance < 1.5e-5), it is the broad "null"
-  distribution (mean 0.5, stdev 1000) under which everything is ordinary;
-- tail probability ``Q = 0.5·erfc((x−μ)/(σ·1.4142))``, so a recent average *below* the usual one
-  gives Q > 0.5 (likelihood < 0.5). This is the NuPIC version behind NAB's published HTM results (a
-  later NuPIC mirrored values below the mean, Q = 0.5·erfc(|x−μ|/…), which also flags unusually *well*
-  predicted stretches; ``symmetric=True`` selects that);
-  a red-zone Q (≤ 1e-5) right after another red-zone Q is damped to 1e-3, so a long anomalous stretch
-  alerts once;
-- likelihood = 1 − Q; log-likelihood = ln(1.0000000001 − L) / −23.02585084720009 spreads the
-  interesting 0.999… region over [0, 1].
-
-Defaults are NuPIC's (learningPeriod 288, estimationSamples 100, historicWindowSize 8640,
-reestimationPeriod 100). :class:`AnomalyLikelihood` runs online over a batch of streams (each with its
-own periods); :func:`likelihood_series` computes the same numbers for a whole recorded series at once.
+A normal fit to the moving average of raw scores, re-estimated periodically, turned into a tail
+probability and a log-likelihood. :class:`AnomalyLikelihood` runs online over a batch of streams;
+:func:`likelihood_series` computes the same numbers for a recorded series at once.
 """
 from __future__ import annotations
 

@@ -1,21 +1,9 @@
 """NAB-style scoring of anomaly scores against labelled anomaly windows (the Numenta Anomaly
 Benchmark's scorer, usable on any labelled set of series).
 
-The rules, as in NAB's sweeper/optimizer/runner:
-
-- Each labelled anomaly owns a window of rows (NAB: 10% of the series length divided by the number of
-  anomalies, centred on it; overlapping windows merged — :func:`windows_from_anomalies`).
-- A row is a detection when its score ≥ the threshold. The first ``min(floor(0.15·n), 750)`` rows of
-  every series are probationary and never count.
-- A window with at least one detection scores ``A_TP · S(p) / S(−1)`` for its earliest detection at
-  relative position ``p = −(right − i + 1) / width`` (−1 at the window's left edge), where
-  ``S(p) = 2·sigmoid(−5p) − 1`` (the scaled sigmoid); a window without one costs ``−A_FN``.
-- A detection outside every window scores ``A_FP · S(|i − right_prev| / (width_prev − 1))`` relative
-  to the closest preceding window (``S`` = −1 beyond 3 window widths), or ``−A_FP`` before the first.
-- One threshold is chosen for the whole corpus: the one maximising the summed raw score.
-- The corpus score is normalised: ``100 · (raw − null) / (perfect − null)`` where ``null`` is the
-  optimised score of a detector that outputs a constant (it never detects, in the standard profile)
-  and ``perfect = A_TP · number of windows``; so a null detector scores 0 and a perfect one 100.
+Windows around labelled anomalies, earliest detections weighted by a scaled sigmoid, one threshold
+for the whole corpus, scores normalised between a null detector (0) and a perfect one (100); the
+rules are in docs/design.md §5.2.5.
 """
 from __future__ import annotations
 
@@ -61,13 +49,27 @@ def probationary_length(n_rows: int, probation_percent: float = PROBATION_PERCEN
 
 
 def windows_to_indices(timestamps: np.ndarray, windows: Sequence[tuple]) -> list[tuple[int, int]]:
-    """(start, end) timestamp windows → inclusive row-index windows (first row ≥ start, last row ≤
-    end), sorted; windows containing no row are dropped."""
+    """(start, end) timestamp windows → inclusive row-index windows, sorted; windows containing no
+    row are dropped. Rows are taken in file order, as NAB's sweeper walks them: a window opens at the
+    first row stamped ``start`` and closes at the first row after it stamped ``end`` (NAB's labels
+    name rows), so a row going back in time does not move it. Limits that name no row: from the
+    first row ≥ start to the row before the next row > end (for rows in time order, the last ≤ end)."""
     ts = np.asarray(timestamps).astype("datetime64[ns]")
     out = []
     for start, end in windows:
-        lo = int(np.searchsorted(ts, np.datetime64(start, "ns"), side="left"))
-        hi = int(np.searchsorted(ts, np.datetime64(end, "ns"), side="right")) - 1
+        start, end = np.datetime64(start, "ns"), np.datetime64(end, "ns")
+        begun = np.flatnonzero(ts == start)
+        if not len(begun):
+            begun = np.flatnonzero(ts >= start)
+            if not len(begun):
+                continue
+        lo = int(begun[0])
+        closing = np.flatnonzero(ts[lo:] == end)
+        if len(closing):
+            hi = lo + int(closing[0])
+        else:
+            past = np.flatnonzero(ts[lo:] > end)
+            hi = lo + (int(past[0]) if len(past) else len(ts) - lo) - 1
         if hi >= lo:
             out.append((lo, hi))
     return sorted(out)
@@ -246,6 +248,8 @@ def load_windows(path: str | Path) -> dict[str, list[tuple[np.datetime64, np.dat
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise CogsimError(f"{path}: labels file not found") from None
+    except (IsADirectoryError, UnicodeDecodeError):
+        raise CogsimError(f"{path}: not a JSON text file") from None
     except json.JSONDecodeError as e:
         raise CogsimError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
     if not isinstance(data, dict):
@@ -279,4 +283,20 @@ def match_labels(names: Sequence[str], labels: Mapping[str, list]) -> dict[str, 
             key = cands[0] if len(cands) == 1 else None
         if key is not None:
             out[name] = labels[key]
+    return out
+
+
+def held_out_scores(results: Mapping[str, tuple[np.ndarray, np.ndarray]], windows: Mapping[str, Sequence[tuple]],
+                    folds: Sequence[Sequence[str]], profile: str = "standard") -> list[NABResult]:
+    """Out-of-sample NAB scores: each fold (a list of names in ``results``) scored with the threshold
+    optimised on all the other folds together."""
+    empty = [k for k, fold in enumerate(folds) if not fold]
+    if len(folds) < 2 or empty:
+        raise CogsimError(f"folds: need two or more folds, none empty (got {len(folds)}"
+                          + (f"; fold {empty[0]} is empty)" if empty else ")"))
+    out = []
+    for k, fold in enumerate(folds):
+        rest = [n for j, other in enumerate(folds) if j != k for n in other]
+        chosen = score_corpus({n: results[n] for n in rest}, windows, profile=profile).threshold
+        out.append(score_corpus({n: results[n] for n in fold}, windows, profile=profile, threshold=chosen))
     return out

@@ -17,6 +17,7 @@ from cogsim.bench.common import add_csv_argument, append_csv, time_pair
 from cogsim.engram import native_hash
 from cogsim.engram.hashing import NgramHashMapping
 from cogsim.engram.reference import ReferenceHash
+from cogsim.threads import sharing_cores
 
 #: The demo's configuration: DeepSeek-V3's 129,280 ids compressed by ~23%, 3-grams, 8 heads per order,
 #: tables of 5×129,280 rows per head, Engram at layers 1 and 15.
@@ -46,12 +47,10 @@ def _load() -> str:
 
 def _one(mapping: NgramHashMapping, ref: ReferenceHash, ids: np.ndarray, repeat: int, threads: int,
          backend: str) -> dict:
-    """One row: ``mapping.hash(ids, backend=backend)`` vs the reference at ``threads`` torch threads
-    (the native kernel follows torch's thread count). ``backend="auto"`` is what models use and
-    carries the goal; the torch fallback is reported for information."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    """One row: ``mapping.hash(ids, backend=backend)`` vs the reference at ``threads`` torch and
+    kernel threads. ``backend="auto"`` is what models use and carries the goal; the torch fallback
+    is reported for information."""
+    with sharing_cores(1, threads):
         ids_t = torch.from_numpy(ids)
         run = lambda: mapping.hash(ids_t, backend=backend)  # noqa: E731
         fast_out, ref_out = run(), ref.hash(ids)
@@ -59,8 +58,6 @@ def _one(mapping: NgramHashMapping, ref: ReferenceHash, ids: np.ndarray, repeat:
         load = _load()
         fast_s, ref_s = time_pair(run, lambda: ref.hash(ids), repeat=repeat)
         cpu = _cpu_time_pair(run, lambda: ref.hash(ids), repeat) if threads == 1 else None
-    finally:
-        torch.set_num_threads(previous)
     batch, length = ids.shape
     ratio = ref_s / fast_s
     name = ("native" if native_hash.library() is not None else "torch") if backend == "auto" else backend

@@ -6,7 +6,7 @@ TM benchmarks (fresh TM, 2048 columns × 32 cells, 40 active columns, learning o
 Each runs with one stream and with ``--streams`` streams batched (every stream its own codes). The
 report gives steps/s, the batched aggregate (streams × steps/s), the same-run ratio batched
 aggregate / single stream, and ratios to htm.core's single-stream rates *measured elsewhere* on this
-kind of machine (DESIGN §5.2; htm.core is not installable here), which are constants below. The
+kind of machine (docs/design.md §5.2; htm.core is not installable here), which are constants below. The
 repeating run also checks htm.core's signature: one fully unpredicted step per 100-step cycle.
 
 Pipeline: ``cogsim.anomaly.detector.detect_many`` (encoders + SP + TM + likelihood) on ``--streams``
@@ -22,7 +22,7 @@ import torch
 
 from cogsim.bench.common import add_csv_argument, append_csv, machine
 
-#: htm.core, one stream, same parameters, measured on this kind of machine (DESIGN §5.2): steps/s.
+#: htm.core, one stream, same parameters, measured on this kind of machine (docs/design.md §5.2): steps/s.
 HTMCORE_REPEATING = 22_000.0
 HTMCORE_NONREPEATING = 700.0
 #: htm.core's whole encoder + SP + TM anomaly pipeline: rows/s (a range).
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"HTM bench on {machine()}, device {args.device}, {args.threads} thread(s); TM {args.columns} columns × "
           f"{args.cells} cells, {args.active} active, learning on, fresh TM")
     print("htm.core baselines are single-stream rates measured elsewhere on this kind of machine "
-          f"(DESIGN §5.2): {HTMCORE_REPEATING:,.0f} steps/s repeating, {HTMCORE_NONREPEATING:,.0f} steps/s "
+          f"(docs/design.md §5.2): {HTMCORE_REPEATING:,.0f} steps/s repeating, {HTMCORE_NONREPEATING:,.0f} steps/s "
           "non-repeating (mean over 10,000 steps)")
     from cogsim.htm.temporal_memory import intra_op_threads
 

@@ -18,6 +18,7 @@ import torch
 from cogsim.bench.common import add_csv_argument, append_csv, parse_choices, sync
 from cogsim.snn import native
 from cogsim.snn.lif import lif_sequence
+from cogsim.threads import share_cores
 
 PATHS = ("native", "torch", "compile", "parallel", "loop")
 
@@ -30,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--paths", default=",".join(PATHS),
                         help=f"comma-separated paths to time (default: {','.join(PATHS)})")
     parser.add_argument("--repeat", type=int, default=15, help="timed rounds (median is reported)")
-    parser.add_argument("--threads", type=int, default=None, help="torch/kernel threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch and kernel threads (default: torch's; kernel threads by work size)")
     parser.add_argument("--device", default="cpu")
     add_csv_argument(parser, "snn.csv")
 
@@ -61,7 +63,7 @@ def _fwd_bwd(forward, x, grads):
 
 def run(args: argparse.Namespace) -> int:
     if args.threads:
-        torch.set_num_threads(args.threads)
+        share_cores(1, args.threads)
     paths = parse_choices(args.paths, PATHS, "--paths", "path")
     dev = torch.device(args.device)
     torch.manual_seed(0)
@@ -69,15 +71,16 @@ def run(args: argparse.Namespace) -> int:
     x = (torch.randn(T, B, N, device=dev) * 0.5 + 0.3).requires_grad_(True)
     grads = [torch.randn(T, B, N, device=dev), torch.randn(T, B, N, device=dev)]
     print(f"snn bench: T={T} batch={B} neurons={N} beta={args.beta} device={dev} "
-          f"threads={torch.get_num_threads()}; {native.status()}")
+          f"threads={torch.get_num_threads()} (kernel {native.threads_for(T, B * N)}); {native.status()}")
 
     fns, resets, notes = {}, {}, {}
     for reset in ("subtract", "none") if "parallel" in paths else ("subtract",):
         fns[f"snntorch/{reset}"] = _fwd_bwd(_snntorch_step_loop(x, args.beta, reset), x, grads)
     for path in paths:
         reset = "none" if path == "parallel" else "subtract"
-        if path == "native" and not native.supports(x):
-            notes[path] = "native kernels unavailable here (runs the torch path)"
+        if path == "native":
+            notes[path] = (f"kernel threads {native.threads_for(T, B * N)}" if native.supports(x)
+                           else "native kernels unavailable here (runs the torch path)")
 
         def forward(path=path, reset=reset):
             return lif_sequence(x, beta=args.beta, reset=reset, fused=path)

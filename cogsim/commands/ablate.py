@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", help="also copy the tables and the figure into this folder (default: the "
                                           "suite's 'results' when the suite runs exactly as written)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
-    parser.add_argument("--jobs", type=int, help="runs trained at once, in worker processes with cpu_count/jobs "
-                                                 "torch threads each (default: the suite's jobs, else 1)")
+    parser.add_argument("--jobs", type=int, help="runs trained at once, in worker processes with cpus/jobs "
+                                                 "torch and kernel threads each (default: the suite's jobs, else 1)")
     parser.add_argument("--list", action="store_true", help="list the variants and runs, train nothing")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
 

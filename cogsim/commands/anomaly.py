@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 
 from cogsim.anomaly.files import PROFILES
-from cogsim.errors import CogsimError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,40 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--raw", action="store_true", help="report the raw TM anomaly instead of the log-likelihood")
     parser.add_argument("--details", action="store_true", help="also write raw_score and likelihood columns")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a detector setting (a DetectorConfig field, e.g. columns=1024); repeatable")
+                        help="override a detector setting (a DetectorConfig field, e.g. columns=1024; values "
+                             "in YAML, as in run --set); repeatable")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def parse_settings(items: list[str]) -> dict:
-    """``KEY=VALUE`` strings → DetectorConfig overrides, each value parsed as its field's type."""
-    import ast
-    import dataclasses
-
+    """``KEY=VALUE`` strings → typed DetectorConfig overrides (the ``--set`` dialect of every command)."""
     from cogsim.anomaly.detector import DetectorConfig
+    from cogsim.graph.overrides import settings_overrides
 
-    kinds = {f.name: f for f in dataclasses.fields(DetectorConfig)}
-    out = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or key not in kinds:
-            raise CogsimError(f"--set {item}: expected KEY=VALUE with KEY one of {', '.join(kinds)}")
-        default = kinds[key].default
-        try:
-            value = ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError):
-            if text.strip().lower() in ("true", "false"):
-                value = text.strip().lower() == "true"
-            else:
-                raise CogsimError(f"--set {item}: cannot parse {text!r}") from None
-        if isinstance(default, bool) and not isinstance(value, bool):
-            raise CogsimError(f"--set {item}: {key} takes true or false")
-        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if isinstance(value, list):
-            value = tuple(value)
-        out[key] = value
-    return out
+    return settings_overrides(DetectorConfig, items)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
+
+from cogsim.threads import busy_warning
 
 #: bench target → one-line description; the module cogsim.bench.<target> implements it.
 TARGETS = {
@@ -29,4 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    warning = busy_warning()
+    if warning:
+        print(f"cogsim bench: {warning}", file=sys.stderr)
     return int(args._bench(args) or 0)

@@ -5,6 +5,7 @@ import argparse
 
 from rich.table import Table
 
+from cogsim import native
 from cogsim.api import plan_of
 from cogsim.commands.common import add_spec_arguments, console, human_bytes, human_count
 from cogsim.model import CognitiveModel
@@ -62,4 +63,5 @@ def run(args: argparse.Namespace) -> int:
     con.print(f"parameters {human_count(sum(r['params'] for r in rows))}; memory estimate: dense weights "
               f"{human_bytes(dense)} + AdamW state {human_bytes(2 * dense)} + gradients {human_bytes(dense)}"
               f" + tables/other {human_bytes(other)} = {human_bytes(4 * dense + other)}")
+    con.print(native.describe(), soft_wrap=True)
     return 0

@@ -11,8 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextCo
 from rich.table import Table
 
 from cogsim.commands.common import add_spec_arguments, console, human_count
+from cogsim.errors import CogsimError
 from cogsim.graph.build import build_plan
 from cogsim.graph.spec import read_spec
+from cogsim.threads import share_cores
 from cogsim.train.trainer import Progress, Trainer
 
 
@@ -23,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seq-len", type=int, help="tokens per sequence (model.seq_len)")
     parser.add_argument("--seed", type=int, help="random seed (train.seed)")
     parser.add_argument("--data", help="a text file or folder of text files (default: the Python stdlib source)")
+    parser.add_argument("--task", help="train on a synthetic memory task instead of text (data.task): "
+                        "mqar, facts, copy, motifs, count; its parameters with --set data.KEY=VALUE")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     parser.add_argument("--out", help="run folder (default: runs/<name>-<time>)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in --out exactly")
@@ -30,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after N steps of this invocation, keeping a checkpoint (continue with --resume)")
     parser.add_argument("--no-viz", action="store_true", help="skip figures and the report at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for torch and the native kernels (default: all cores; with runs side by "
+                             "side, give each cores/runs)")
 
 
 def overrides_from(args: argparse.Namespace) -> list[str]:
@@ -38,6 +45,8 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
     out = [f"{k}={v}" for k, v in flags.items() if v is not None]
     if args.data is not None:
         out.append(f"data.path={Path(args.data).expanduser().resolve()}")
+    if getattr(args, "task", None) is not None:
+        out.append(f"data.task={args.task}")
     return out + list(args.overrides)
 
 
@@ -56,7 +65,9 @@ def _progress(quiet: bool) -> tuple[Progress, Bar | None]:
         bar.update(task["id"], completed=step, info=f"loss {loss:.3f}  {tps:,.0f} tok/s")
 
     def on_eval(step, row):
-        bar.console.print(f"step {step}: val loss {row['val_loss']:.4f}, {row['val_bpb']:.4f} bits/byte")
+        score = (f"answer accuracy {row['task_accuracy']:.3f}" if "task_accuracy" in row
+                 else f"{row['val_bpb']:.4f} bits/byte")
+        bar.console.print(f"step {step}: val loss {row['val_loss']:.4f}, {score}")
 
     return Progress(start, on_step, on_eval, bar.stop), bar
 
@@ -72,14 +83,28 @@ def summary_table(summary: dict) -> Table:
         ("time", f"{summary['seconds']:.1f} s"), ("throughput", f"{summary['tokens_per_s']:,.0f} tok/s"),
         ("train loss", f"{summary['first_train_loss']:.4f} → {summary['last_train_loss']:.4f}"),
         ("validation loss", f"{summary['first_val_loss']:.4f} → {summary['val_loss']:.4f}"),
-        ("validation bits/byte", f"{summary['val_bpb']:.4f}"),
     ]
+    if "task_accuracy" in summary:
+        rows.append(("answer accuracy", f"{summary['task_accuracy']:.3f} (chance {summary['task_chance']:.3f})"))
+        if "recovery_steps" in summary:
+            rows.append(("accuracy before → after the switch",
+                         f"{summary['accuracy_before_switch']:.3f} → {summary['accuracy_after_switch']:.3f}"))
+            rows.append(("steps to recover after the switch", str(summary["recovery_steps"] or "not recovered")))
+    else:
+        rows.append(("validation bits/byte", f"{summary['val_bpb']:.4f}"))
+    if "threads" in summary:  # (summaries written before these fields had none)
+        rows += [("threads", f"torch {summary['threads']['torch']}, native kernels {summary['threads']['native']}"),
+                 ("native kernels", summary["native_kernels"].split(": ", 1)[-1])]
     for what, value in rows:
         table.add_row(what, value)
     return table
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CogsimError(f"--threads must be at least 1, got {args.threads}")
+        share_cores(1, args.threads)
     spec = read_spec(args.arch, overrides_from(args))
     build_plan(spec)  # every mistake in the file is reported before any data is read
     out = Path(args.out or Path("runs") / f"{spec.name}-{dt.datetime.now():%Y%m%d-%H%M%S}")

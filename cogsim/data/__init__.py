@@ -1,1 +1,1 @@
-"""Corpora, the tokenizer and token batches (DESIGN §7)."""
+"""Corpora, the tokenizer and token batches (docs/design.md §7)."""

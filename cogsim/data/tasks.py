@@ -1,24 +1,8 @@
-"""Probe tasks that separate lookup from reasoning (DESIGN §7), generated deterministically.
+"""Probe tasks that separate lookup from reasoning (docs/design.md §7), generated deterministically.
 
-Every task writes small Python-looking texts (the default corpus is Python source) with the spans
-the model is scored on marked as character offsets:
-
-- ``recall``: a fixed world of synthetic facts, constant definitions such as ``ZEPHYR_LIMIT = 481``.
-  The same facts appear in the training mix (``data.task_mix``) and are asked back: the prompt ends
-  with ``NAME =`` and the fact is nowhere in the prompt, so only memory (a lookup) can answer.
-- ``needle``: multi-query needle in a haystack. Several ``table["key"] = value`` pairs among filler
-  lines, then several ``assert table["key"] == value`` queries; answered by retrieval in context.
-- ``vartrack``: variable tracking. Chains of assignments (``q = k``) from a number, with distractor
-  chains interleaved; the last line asks the end of one chain (``assert t == 47``).
-- ``anomaly``: a comment line of words repeating a short pattern with a few words replaced by words
-  outside the pattern at known positions (labelled anomalies for HTM and for the LM's surprisal).
-
-Instances come from ``numpy.random.default_rng([task, stream, seed, index])``: the training mix uses
-:data:`TRAIN_STREAM`, probes :data:`PROBE_STREAM`, so in-context probes are held-out instances while
-the recall probes ask the very facts the training mix contains (that is what recall measures).
-Each task has size levels, largest first; :func:`fit_level` picks the standard level (:data:`STANDARD`)
-or, where that does not fit the token budget (the model's context), the largest smaller one that
-does, so the same code serves a 16-token test model and a 1k one.
+``recall``, ``needle``, ``vartrack`` and ``anomaly`` write small Python-looking texts with the scored
+spans marked as character offsets. Seeded streams keep training text and probes apart, and size
+levels let every task fit the model's context.
 """
 from __future__ import annotations
 

@@ -1,18 +1,8 @@
-"""The ``engram`` component: hashed n-gram memory read into the residual stream (DESIGN §5.1).
+"""The ``engram`` component: hashed n-gram memory read into the residual stream (docs/design.md §5.1).
 
-Token ids are compressed (the tokenizer's lookup table), hashed per n-gram order and head into one
-table (:mod:`cogsim.engram.tables`, placement ``device``, ``host`` or ``mmap``), and the concatenated
-rows ``e_t`` are fused into the hidden state by a context-aware gate, a shared value projection and
-a causal short conv (:mod:`cogsim.engram.layer`). The table is not an ``nn.Parameter``: AdamW never
-sees it. Its row gradients are collected in backward and :meth:`EngramComponent.sparse_step` applies
-a row-wise optimizer to the touched rows only (learning rate × ``lr_multiplier``, no weight decay).
-
-Branches: the reference runs M hyper-connection streams; cogsim's backbone has one residual stream,
-so ``branches: M`` splits d_model into M groups with a gate each (M = 1: one gate per token).
-
-Compression: until :meth:`set_token_compression` is called (the trainer does, once a tokenizer is
-known) the lookup table is the identity over the model's vocabulary. The table is a persistent
-buffer, so a checkpoint keeps it; the hash mapping is rebuilt whenever it changes.
+Ids are compressed and hashed into one table (placement ``device``, ``host`` or ``mmap``); the rows
+are fused into the hidden state by :mod:`cogsim.engram.layer`. The table is not an ``nn.Parameter``:
+its row gradients go to a row-wise optimizer in :meth:`EngramComponent.sparse_step`.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tokenizer compression for Engram (DESIGN §5.1): ids whose decoded text normalises to the same
+"""Tokenizer compression for Engram (docs/design.md §5.1): ids whose decoded text normalises to the same
 key share one compressed id, so "Apple", " apple" and "APPLE" hit the same n-gram rows.
 
 Bit-exact with the reference demo: each id is decoded alone with special tokens kept; text holding

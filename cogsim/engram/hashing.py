@@ -1,18 +1,8 @@
-"""Engram n-gram hashing, bit-exact with the reference demo (DESIGN §5.1), native on CPU, torch elsewhere.
+"""Engram n-gram hashing, bit-exact with the reference demo (docs/design.md §5.1), native on CPU, torch elsewhere.
 
-For each Engram layer L and n-gram order n = 2..N, the token k steps back (the compressed pad id
-before the sequence start) is multiplied by an odd per-layer multiplier m_k in wrapping int64,
-the products are XOR-ed over k < n, and each of the order's heads takes the result modulo its own
-prime table size. ``hash`` returns {L: LongTensor [B, T, (N-1)·heads]}, orders then heads.
-
-Speed: the floor modulo by per-head primes is nearly all the cost, and 64-bit integer division is
-slow and scalar on CPUs. CPU ids go to the C kernel of :mod:`cogsim.engram.native_hash` (one fused
-pass per position, modulo by precomputed reciprocals, no division; see its proof of exactness).
-Without a compiler, with ``COGSIM_ENGRAM_NATIVE=0``, on other devices or with ``backend="torch"``
-the torch path runs: for primes in [2**14, 2**30] on CPU (``_floor_mod_fast``) it estimates the
-quotient in float64, forms the remainder in wrapping int32 lanes and fixes it with one conditional
-add (six vectorised passes over [B, T, heads] per chunk); other primes and devices use
-``torch.remainder`` on int64 (exact, Python sign rules).
+``NgramHashMapping.hash`` returns {layer: LongTensor [B, T, (N-1)·heads]}, orders then heads. The
+modulo by per-head primes is the cost; how the native kernel and the torch fast path compute it
+exactly is in docs/design.md §5.1.1.
 """
 from __future__ import annotations
 

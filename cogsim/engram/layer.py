@@ -1,18 +1,8 @@
-"""The Engram fusion layer (DESIGN §5.1): context-aware gate, shared value projection, short conv.
+"""The Engram fusion layer (docs/design.md §5.1): context-aware gate, shared value projection, short conv.
 
-Given the memory vector ``e`` (hashed n-gram embeddings, concatenated over orders and heads) and the
-hidden state ``h`` split into ``M`` branches of ``d/M`` channels, every branch m computes
-
-    g_m = <RMSNorm_m(W_K^m e), RMSNorm_m(h_m)> / sqrt(d/M)
-    a_m = sigmoid(sign(g_m) · sqrt(max(|g_m|, 1e-6)))
-    v_m = a_m · (W_V e)                     (W_V shared by all branches)
-    out_m = v_m + SiLU(CausalDepthwiseConv(RMSNorm'_m(v)))_m
-
-In the reference the M branches are the parallel residual streams of hyper-connections (hidden
-[B, T, M, D]); cogsim's backbone has one stream, so the hidden state is split into M groups of
-channels (M = 1 keeps the whole hidden state as one branch). The branch loops of the reference are
-vectorised here: the M key projections are one linear map with M blocks, norms carry [M, d/M]
-weights, and the conv is one depthwise conv over all M·d/M channels.
+The reference's M hyper-connection streams become M groups of channels of the one residual stream;
+its loops over branches are vectorised (one block linear map, [M, d/M] norm weights, one depthwise
+conv over all channels).
 """
 from __future__ import annotations
 

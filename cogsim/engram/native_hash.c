@@ -13,7 +13,7 @@ typedef unsigned __int128 u128;
 int cogsim_engram_hash_abi(void) { return COGSIM_ABI; }
 
 /* Floor modulo of the int64 whose bits are u by p (2 <= p < 2**63): m, s = l - 1 and c = 2**64 mod p
-   are the precomputed reciprocal of p (see native_hash.py for the proof). */
+   are the precomputed reciprocal of p (proof: docs/design.md §5.1.1). */
 static inline __attribute__((always_inline)) int64_t floor_mod(uint64_t u, uint64_t m, uint64_t p, uint64_t c,
                                                                  unsigned s) {
   const uint64_t t = (uint64_t)(((u128)u * m) >> 64);
@@ -23,7 +23,7 @@ static inline __attribute__((always_inline)) int64_t floor_mod(uint64_t u, uint6
   return r + (int64_t)(p & (uint64_t)(r >> 63));
 }
 
-/* Floor modulo for 2**13 <= p <= 2**31 by a float64 quotient (see native_hash.py for the proof): the
+/* Floor modulo for 2**13 <= p <= 2**31 by a float64 quotient (proof: docs/design.md §5.1.1): the
    rounded quotient q sits in the low word of z + 1.5*2**52; the remainder u - q*p is in [-p, p), so
    its low 32 bits d determine it, and min(d, d + p) in uint32 is the floor modulo. Written in 32-bit
    lanes so that the compiler vectorises the loop over heads. */

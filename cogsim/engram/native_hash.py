@@ -1,28 +1,8 @@
-"""Native CPU kernel for the Engram n-gram hash: one fused pass per position, no division instruction.
+"""Native CPU kernel for the Engram n-gram hash (``native_hash.c``): one fused pass per position, no
+division instruction; its exactness is proved in docs/design.md §5.1.1.
 
-Per position the kernel reads the window of tokens (the compressed pad id before the sequence
-start), forms each order's XOR of wrapping products in uint64 (defined wrap-around, the same bits as
-the reference's int64), and takes every head's floor modulo with a precomputed reciprocal
-(:func:`reciprocal`), writing int64 [L, B·T, (N-1)·heads]. Big batches are split over threads by
-position. The C source is built on first use by :mod:`cogsim.native`; without a compiler (or with
-``COGSIM_ENGRAM_NATIVE=0``) :func:`library` returns ``None`` and the hash uses its torch path.
-
-Exactness of the modulo, for any divisor 2 <= p < 2**63 and any int64 ``mix``:
-
-* Unsigned part (Granlund & Montgomery 1994, Thm 4.2 and Fig. 4.1, N = 64): with l = ceil(log2 p),
-  m = floor(2**64·(2**l − p)/p) + 1 < 2**64 and M = 2**64 + m = floor(2**(64+l)/p) + 1, we have
-  M·p = 2**(64+l) + k with 0 < k <= p <= 2**l. For u = q·p + r (0 <= r < p, u < 2**64):
-  M·u/2**(64+l) = u/p + u·k/(p·2**(64+l)) and the excess is below 2**64·2**l/(p·2**(64+l)) = 1/p,
-  so it lies in [q + r/p, q + (r+1)/p) and its floor is q. The kernel evaluates that floor as
-  (t + ((u − t) >> 1)) >> (l − 1) with t = mulhi(m, u) <= u, which equals floor((u + t)/2**l)
-  without overflowing 64 bits; then r = u − q·p.
-* Sign: the reference's ``mix % p`` is a floor modulo (result in [0, p)). Read as uint64,
-  u = mix + 2**64 when mix < 0, so mix ≡ (u mod p) − (2**64 mod p) (mod p); the kernel subtracts
-  c = 2**64 mod p for negative mix and adds p back when the difference is negative. Both terms are
-  in [0, p), so the result is in [0, p) and needs no further correction.
-
-Tests check the kernel against Python/NumPy ``%`` over the whole int64 range for small, power-of-two,
-near-2**31, near-2**32 and near-2**62 divisors, and the whole hash against the NumPy reference.
+Built on first use by :mod:`cogsim.native`; without a compiler (or with ``COGSIM_ENGRAM_NATIVE=0``)
+:func:`library` returns ``None`` and the hash uses its torch path.
 """
 from __future__ import annotations
 
@@ -31,13 +11,13 @@ import ctypes
 import numpy as np
 import torch
 
-from cogsim.native import EXACT_CFLAGS, NativeLibrary
+from cogsim.native import EXACT_CFLAGS, NativeLibrary, kernel_threads
 
 ABI = 1
 #: Head results (positions × layers × heads) below which one thread does the whole batch: starting
 #: threads costs more than it saves on small batches (~20 µs each).
 MIN_PARALLEL_ITEMS = 1 << 16
-#: Primes the float64-quotient modulo handles exactly (see the module docstring).
+#: Primes the float64-quotient modulo handles exactly (docs/design.md §5.1.1).
 F64_MIN_PRIME, F64_MAX_PRIME = 1 << 13, 1 << 31
 
 _P = ctypes.c_void_p
@@ -71,7 +51,7 @@ def status() -> str:
 
 def reciprocal(p: int) -> tuple[int, int, int, int]:
     """(m, p, c, s) for the kernel's floor modulo by ``p`` (2 <= p < 2**63): magic multiplier m,
-    c = 2**64 mod p and shift s = ceil(log2 p) − 1 (see the module docstring for the proof)."""
+    c = 2**64 mod p and shift s = ceil(log2 p) − 1 (proof: docs/design.md §5.1.1)."""
     if not 2 <= p < 1 << 63:
         raise ValueError(f"divisor must be in [2, 2**63), got {p}")
     ell = (p - 1).bit_length()  # ceil(log2 p)
@@ -117,8 +97,6 @@ class HashConstants:
         return {**self.__dict__, "_pointers": {}}  # addresses do not survive a copy
 
 
-def _default_threads(items: int) -> int:
-    return 1 if items < MIN_PARALLEL_ITEMS else max(1, min(torch.get_num_threads(), items // MIN_PARALLEL_ITEMS))
 
 
 def hash_rows(x: torch.Tensor, c: HashConstants, threads: int | None = None, f64: bool | None = None) -> torch.Tensor:
@@ -136,7 +114,7 @@ def hash_rows(x: torch.Tensor, c: HashConstants, threads: int | None = None, f64
     if out.numel() == 0:
         return out
     if threads is None:
-        threads = _default_threads(out.numel())
+        threads = kernel_threads(out.numel(), MIN_PARALLEL_ITEMS)
     lib.cogsim_engram_hash(x.data_ptr(), batch, length, x.stride(0), x.stride(1), c.pad_id, c.layers, c.n,
                            c.heads, *c.pointers(bool(f64)), out.data_ptr(), int(threads))
     return out

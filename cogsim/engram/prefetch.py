@@ -1,15 +1,8 @@
 """Row prefetching for Engram tables: indices from token ids alone, rows gathered ahead of use.
 
-A fetch hashes the ids, keeps the *unique* rows (fewer bytes to move; the gradient of the lookups
-becomes a segment sum over the inverse index) and gathers them into a staging buffer on the compute
-device. :meth:`RowPrefetcher.start` runs that in a background thread (torch releases the GIL in its
-kernels, so the gather overlaps the layers before the Engram layer); on CUDA the copy to the device
-is issued on a side stream and an event marks completion, so the forward only waits (on the GPU,
-not the host) if the rows are not there yet. Without a prefetch the forward fetches synchronously.
-
-The staged rows must never be stale: after a table update the rows held from the last forward
-(kept for reuse by later cycles of the same step) are dropped, and the updated rows of a pending
-prefetch are re-gathered (:meth:`RowPrefetcher.refresh`).
+A fetch keeps the unique rows of a batch and gathers them into a staging buffer on the compute
+device in a background thread (a side stream on CUDA), so the gather overlaps the layers before
+the Engram layer; staged rows are never stale after a table update (docs/design.md §5.1).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A plain, loop-by-loop NumPy statement of the Engram reference algorithm (DESIGN §5.1).
+"""A plain, loop-by-loop NumPy statement of the Engram reference algorithm (docs/design.md §5.1).
 
 Written from the published rules of DeepSeek's ``engram_demo_v1.py`` so the fast code in
 ``compression.py`` and ``hashing.py`` can be checked bit for bit against it, and so the hashing

@@ -1,23 +1,7 @@
 """Row-wise sparse optimizers for Engram tables: two float32 scalars of state per row, touched rows only.
 
-A dense Adam state (two full copies of a table that may be larger than RAM) is out of the question,
-so the state of row r is ``[s_r, t_r]``: ``s_r`` a second-moment scalar of the row's gradient and
-``t_r`` the number of updates row r has received (rows are touched at different rates, so every
-bias correction is per row — the "lazy" convention of sparse Adam). With ``g`` the row's gradient
-(summed over its occurrences in the batch) and ``ms = mean_j g_j²``:
-
-- ``adam`` (row-wise Adam, first moment off, β1 = 0: a direction needs a full vector of state)::
-
-      t ← t + 1;  s ← β2·s + (1 − β2)·ms;  ŝ = s / (1 − β2^t);  w ← w − lr · g / (sqrt(ŝ) + eps)
-
-  Its first step moves every element of a row by about ``lr`` (like dense Adam's first step).
-- ``adagrad`` (row-wise Adagrad, as FBGEMM's EXACT_ROWWISE_ADAGRAD)::
-
-      t ← t + 1;  s ← s + ms;  w ← w − lr · g / (sqrt(s) + eps)
-
-No weight decay (the paper trains its tables with Adam, 5× the base learning rate, no decay); the
-caller passes the already multiplied learning rate. ``t_r > 0`` also marks rows that were ever
-written, which lazily initialised (memory-mapped) tables use.
+Row-wise Adam (no first moment) and row-wise Adagrad; the update rules and why the state is per
+row are in docs/design.md §5.1. The caller passes the learning rate already multiplied.
 """
 from __future__ import annotations
 

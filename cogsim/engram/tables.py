@@ -1,20 +1,8 @@
 """Engram table storage per placement: ``device`` tensor, ``host`` (pinned) RAM, or ``mmap`` file.
 
-One :class:`EngramTable` holds the rows of one Engram layer (all heads, row offsets per head) and the
-row-wise optimizer state ([rows, 2] float32, see :mod:`cogsim.engram.sparse_optim`) in the same
-placement. Rows start as N(0, std²) like ``nn.Embedding``, drawn by a counter-based hash of
-(seed, row, column), so every placement starts from the same numbers and a memory-mapped table
-needs no up-front initialisation: an mmap file is sparse, and rows never written (update count 0)
-are initialised when read. Sizes are checked against free RAM, GPU memory or disk before anything
-is allocated.
-
-Checkpoints (:meth:`EngramTable.sparse_state_dict`): ``device`` tables are a buffer in the model's
-``state_dict`` and their optimizer state is in the sparse state; ``host`` tables put rows and state in
-the sparse state; ``mmap`` tables are too big to copy, so the sparse state is a reference (path and a
-generation number) and the file is flushed. Between two flushes an undo journal (``<path>.undo``)
-keeps the first old value of every row written, so a run interrupted after its last checkpoint
-resumes exactly from that checkpoint (the journal is replayed). Only the latest checkpoint of an
-mmap table can be restored.
+One :class:`EngramTable` holds one layer's rows (all heads) and their row-wise optimizer state in the
+same placement, initialised by a counter-based hash so every placement starts equal and an mmap file
+needs no initialisation pass. Checkpoints and the mmap undo journal: docs/design.md §5.1.
 """
 from __future__ import annotations
 

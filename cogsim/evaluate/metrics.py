@@ -35,3 +35,33 @@ def evaluate(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor
     finally:
         model.train(was_training)
     return {"val_loss": total_nats / total_tokens, "val_bpb": bits_per_byte(total_nats, total_bytes)}
+
+
+def answer_hits(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> tuple[int, int]:
+    """(correct, counted): argmax predictions equal to the target, at answer positions only."""
+    keep = targets != ignore_index
+    return int((logits.argmax(-1)[keep] == targets[keep]).sum()), int(keep.sum())
+
+
+@torch.no_grad()
+def evaluate_answers(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int,
+                     device: torch.device, autocast: bool = False, ignore_index: int = -100) -> dict[str, float]:
+    """Synthetic-task validation: mean loss and accuracy over answer positions (targets other
+    than ``ignore_index``); the other positions are not scored."""
+    was_training = model.training
+    model.eval()
+    total_nats, correct, counted = 0.0, 0, 0
+    try:
+        for i in range(0, len(inputs), batch_size):
+            x, y = inputs[i : i + batch_size].to(device), targets[i : i + batch_size].to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                logits = model(x).float()
+            total_nats += float(F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=ignore_index,
+                                                reduction="sum"))
+            hits, n = answer_hits(logits, y, ignore_index)
+            correct, counted = correct + hits, counted + n
+    finally:
+        model.train(was_training)
+    if counted == 0:
+        raise ValueError("no answer positions to score")
+    return {"val_loss": total_nats / counted, "task_accuracy": correct / counted}

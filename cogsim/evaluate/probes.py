@@ -1,20 +1,8 @@
 """Running the probe tasks of :mod:`cogsim.data.tasks` on a model → accuracies and AUCs.
 
-Question tasks (recall, needle, vartrack) are scored by **teacher-forced exact match**: one forward
-pass over the whole text; an answer counts as correct when every one of its tokens is the argmax of
-the model's prediction at the position before it. This is exactly the greedy continuation's exact
-match (greedy decoding emits the argmax given the tokens so far, which are the answer's own while
-they agree), computed without a decoding loop. Several queries of one needle text are scored the
-same way, each given the correct answers before it.
-
-Anomaly streams are scored per word (every word after the first two periods of the pattern): the
-word's score is the largest score over its tokens, and the result is the ROC AUC of anomalous vs.
-normal words. ``anomaly_lm`` scores tokens by the LM's surprisal −log p(token | prefix) (any
-architecture); ``anomaly_htm`` by the anomaly signal of the model's first ``htm`` node (None — n/a —
-without one). The HTM node reads the anomaly streams in training mode, so it learns online as it
-reads (its classic use as a detector: the pattern is learned from the stream itself); the rest of
-the model stays in eval mode. Probes leave the model as they found it: online sequence state is
-reset before each batch and all weights and buffers (learned synapses too) are restored afterwards.
+Question tasks are scored by teacher-forced exact match (equal to greedy decoding's, without a
+decoding loop); anomaly streams by the ROC AUC of per-word scores from the LM's surprisal and from
+the HTM signal. Probes leave the model as they found it. Details: docs/design.md §9.
 """
 from __future__ import annotations
 

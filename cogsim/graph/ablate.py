@@ -1,4 +1,4 @@
-"""Graph ablations: remove nodes by bypassing them (DESIGN §3).
+"""Graph ablations: remove nodes by bypassing them (docs/design.md §3).
 
 A removed node's main input is routed to where its main output went, when the two ports have the
 same kind and size; its other edges disappear. If that leaves a required input unfed, the error

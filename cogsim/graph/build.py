@@ -17,6 +17,7 @@ from cogsim.component import Component, Port, Sizes
 from cogsim.errors import SpecError
 from cogsim.graph.params import build_params
 from cogsim.graph.spec import SOURCE, ArchSpec, EdgeSpec
+from cogsim.graph.yamlio import line_of
 from cogsim.registry import Registry, registry as default_registry
 
 SOURCE_PORTS = {"ids": Port("ids")}
@@ -120,7 +121,9 @@ def build_plan(spec: ArchSpec, vocab_size: int | None = None, reg: Registry | No
     """Check the spec against the components' ports and return the execution plan."""
     reg = reg or default_registry
     m, file = spec.model, spec.file
-    sizes = Sizes(m.d_model, m.n_heads, m.seq_len, vocab_size or m.vocab_size, m.window or 0)
+    task = spec.task  # a synthetic task brings its own vocabulary and sequence length
+    sizes = Sizes(m.d_model, m.n_heads, task.seq_len if task else m.seq_len,
+                  vocab_size or (task.vocab_size if task else m.vocab_size), m.window or 0)
     nodes = {name: _node_info(spec, name, sizes, reg) for name in spec.nodes}
 
     edges = [_resolve_edge(e, nodes, file) for e in spec.edges]
@@ -179,6 +182,10 @@ def build_plan(spec: ArchSpec, vocab_size: int | None = None, reg: Registry | No
     if feedback and spec.model.cycles < 2:
         raise SpecError(f"feedback edge '{feedback[0].label()}' needs model.cycles ≥ 2 (it carries the "
                         "previous cycle's value); set cycles", file, feedback[0].line, "edges")
+    if not feedback and spec.model.cycles > 1:
+        raise SpecError(f"cycles: {spec.model.cycles} cycles but no edge is marked 'feedback: true', so every "
+                        "cycle after the first would repeat the first; set cycles: 1 or add a feedback edge",
+                        file, line_of(spec.raw.get("model"), "cycles", line_of(spec.raw, "model", 1)), "model")
 
     heads = [n for n, info in nodes.items() if any(p.kind == "logits" for p in info.outputs.values())]
     if len(heads) != 1:

@@ -21,6 +21,8 @@ def _type_name(tp: Any) -> str:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in get_args(tp) if a is not type(None)) + " or null"
+    if origin is tuple and len(get_args(tp)) > 1 and get_args(tp)[1] is not Ellipsis:
+        return "a list [" + ", ".join(_type_name(a) for a in get_args(tp)) + "]"
     if origin in (list, tuple):
         return f"a list of {_type_name(get_args(tp)[0])}"
     if origin is dict:
@@ -55,7 +57,12 @@ def coerce(value: Any, tp: Any) -> Any:
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise TypeError(f"expected {_type_name(tp)}, got {_describe(value)}")
-        item = get_args(tp)[0]
+        args = get_args(tp)
+        if origin is tuple and len(args) > 1 and args[1] is not Ellipsis:  # fixed length: tuple[int, float]
+            if len(value) != len(args):
+                raise TypeError(f"expected {_type_name(tp)}, got {_describe(value)}")
+            return tuple(coerce(v, a) for v, a in zip(value, args))
+        item = args[0]
         out = [coerce(v, item) for v in value]
         return tuple(out) if origin is tuple else out
     if origin is dict:

@@ -6,15 +6,16 @@ Port-level checks (types, sizes, loops) need the components' port declarations a
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from cogsim.data.synthetic import TASKS, Context, Task
 from cogsim.errors import SpecError
+from cogsim.graph.overrides import apply_overrides
 from cogsim.graph.params import build_params, params_to_dict
 from cogsim.graph.yamlio import LineDict, line_of, load_yaml
 from cogsim.settings import DataSettings, ModelSettings, TrainSettings
@@ -27,7 +28,7 @@ TOP_LEVEL = {
     "stack": "a list of node names chained along the main stream",
     "edges": "a list of edges 'a.port -> b.port' or {from, to, feedback}",
     "train": "training settings",
-    "data": "data settings",
+    "data": "data settings (text corpus, or a synthetic task: {task: NAME, …its parameters})",
 }
 SOURCE = "tokens"  # the model's input node; its only port is `ids`
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -71,6 +72,7 @@ class ArchSpec:
     nodes: dict[str, NodeSpec]
     edges: list[EdgeSpec]
     raw: dict = field(repr=False, default_factory=dict)
+    task: Task | None = None  # the synthetic task of ``data.task`` (None: text)
 
     def resolved(self) -> dict:
         """A plain mapping with every default filled in (for the run folder's config.yaml)."""
@@ -78,7 +80,7 @@ class ArchSpec:
         out["name"] = self.name
         out["model"] = params_to_dict(self.model)
         out["train"] = params_to_dict(self.train)
-        out["data"] = params_to_dict(self.data)
+        out["data"] = params_to_dict(self.data) | (params_to_dict(self.task.params) if self.task else {})
         return out
 
 
@@ -130,30 +132,32 @@ def _parse_edge(item: Any, file: str, line: int | None) -> EdgeSpec:
     raise SpecError(f"expected an edge string or mapping, got {type(item).__name__}", file, line, "edges")
 
 
-def apply_overrides(raw: LineDict, overrides: list[str] | None, file: str) -> None:
-    """Apply ``key.path=value`` overrides (value parsed as YAML) to the raw tree in place."""
-    for item in overrides or []:
-        if "=" not in item:
-            raise SpecError(f"--set expects key.path=value, got {item!r}", file)
-        path, _, text = item.partition("=")
-        keys = [k for k in path.strip().split(".") if k]
-        if not keys:
-            raise SpecError(f"--set expects key.path=value, got {item!r}", file)
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
-            value = text
-        node = raw
-        for k in keys[:-1]:
-            if not isinstance(node, dict):
-                raise SpecError(f"--set {path}: {k!r} is not inside a mapping", file)
-            if k not in node:
-                node[k] = LineDict()
-            node = node[k]
-        if not isinstance(node, dict):
-            raise SpecError(f"--set {path}: cannot set a field inside a {type(node).__name__}", file)
-        node[keys[-1]] = value
-        node.lines.setdefault(keys[-1], getattr(node, "line", None))
+def _data_section(data: LineDict, file: str, line: int | None, model: ModelSettings,
+                  train: TrainSettings) -> tuple[DataSettings, Task | None]:
+    """``data:``: the text settings, or with ``task: NAME`` a synthetic task whose parameters sit
+    beside them (``data: {task: mqar, pairs: 8}``) and are checked by the task's ``Params``."""
+    task = data.get("task")
+    if task is None:
+        return build_params(DataSettings, data, file=file, where="data", line=line), None
+    own = {f.name for f in dataclasses.fields(DataSettings)}
+    parts = LineDict(), LineDict()
+    for key, value in data.items():
+        part = parts[0] if key in own else parts[1]
+        part[key] = value
+        part.lines[key] = line_of(data, key, line)
+    settings = build_params(DataSettings, parts[0], file=file, where="data", line=line)
+    task_line = line_of(data, "task", line)
+    if settings.task not in TASKS:
+        close = difflib.get_close_matches(str(settings.task), list(TASKS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SpecError(f"unknown task {settings.task!r}{hint}; known tasks: {', '.join(TASKS)}", file, task_line,
+                        "data")
+    cls = TASKS[settings.task]
+    params = build_params(cls.Params, parts[1], file=file, where=f"data (task {settings.task})", line=task_line)
+    try:
+        return settings, cls(params, Context(model.seq_len, train.seed, train.steps))
+    except ValueError as e:
+        raise SpecError(str(e), file, task_line, f"data (task {settings.task})") from None
 
 
 def parse_spec(raw: Any, file: str) -> ArchSpec:
@@ -171,7 +175,10 @@ def parse_spec(raw: Any, file: str) -> ArchSpec:
     for key, cls in (("model", ModelSettings), ("train", TrainSettings), ("data", DataSettings)):
         value = raw.get(key) or LineDict()
         _expect_mapping(value, file, line_of(raw, key), key, "a mapping")
-        sections[key] = build_params(cls, value, file=file, where=key, line=line_of(raw, key))
+        if key != "data":
+            sections[key] = build_params(cls, value, file=file, where=key, line=line_of(raw, key))
+        else:
+            sections[key], task = _data_section(value, file, line_of(raw, key), sections["model"], sections["train"])
 
     nodes_raw = raw.get("nodes")
     if not nodes_raw:
@@ -218,14 +225,14 @@ def parse_spec(raw: Any, file: str) -> ArchSpec:
         if not isinstance(value, str):
             raise SpecError(f"'{key}' must be a string, got {value!r}", file, line_of(raw, key))
     return ArchSpec(file, name, description, sections["model"], sections["train"], sections["data"],
-                    nodes, edges, raw)
+                    nodes, edges, raw, task)
 
 
 def read_spec(path: str | Path, overrides: list[str] | None = None) -> ArchSpec:
     raw = load_yaml(path)
     if isinstance(raw, dict):
-        apply_overrides(raw, overrides, str(path))
+        apply_overrides(raw, overrides, str(path), existing=("nodes",))
     return parse_spec(raw, str(path))
 
 
-__all__ = ["ArchSpec", "EdgeSpec", "NodeSpec", "SOURCE", "apply_overrides", "parse_spec", "read_spec"]
+__all__ = ["ArchSpec", "EdgeSpec", "NodeSpec", "SOURCE", "parse_spec", "read_spec"]

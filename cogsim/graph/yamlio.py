@@ -1,6 +1,10 @@
-"""Safe YAML reading that remembers the line of every key and list item (for error messages)."""
+"""Safe YAML reading that remembers the line of every key and list item (for error messages).
+
+Numbers follow YAML 1.2 where PyYAML's YAML 1.1 differs: ``1e-3`` and ``3E5`` are floats, not strings.
+"""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,37 @@ def line_of(container: Any, key: Any, default: int | None = None) -> int | None:
     if isinstance(lines, list) and isinstance(key, int) and 0 <= key < len(lines):
         return lines[key]
     return default
+
+
+class Loader(yaml.SafeLoader):
+    """Safe loading with YAML 1.2 floats: an exponent needs neither a dot nor a sign (``1e-3``)."""
+
+
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
+
+
+def load_value(text: str) -> Any:
+    """One value written in YAML (a ``--set`` right-hand side): ``1e-3`` → 0.001, ``[1, 2]`` → list.
+
+    Text that is not valid YAML on its own is returned unchanged as a string."""
+    if not text.strip():
+        return None
+    try:
+        return _unlined(yaml.load(text, Loader=Loader))
+    except yaml.YAMLError:
+        return text
+
+
+def _unlined(value: Any) -> Any:
+    """Mappings and lists as LineDict/LineList that know no lines (the value came from no file)."""
+    if isinstance(value, dict):
+        return LineDict({k: _unlined(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return LineList([_unlined(v) for v in value])
+    return value
 
 
 def _convert(node: yaml.Node, loader: yaml.SafeLoader, file: str) -> Any:
@@ -81,7 +116,12 @@ def load_yaml(path: str | Path, text: str | None = None) -> Any:
             raise SpecError("is a directory, expected a YAML file", file) from None
         except UnicodeDecodeError:
             raise SpecError("not a text file (could not decode as UTF-8)", file) from None
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = Loader(text)
+    except yaml.reader.ReaderError as e:  # control characters: a binary file, most likely
+        line = text.count("\n", 0, e.position) + 1
+        raise SpecError(f"not a YAML text file: unexpected control character #x{e.character:04x} "
+                        f"(is it a binary file?)", file, line) from None
     try:
         root = loader.get_single_node()
         if root is None:
@@ -92,6 +132,6 @@ def load_yaml(path: str | Path, text: str | None = None) -> Any:
         line = mark.line + 1 if mark else None
         raise SpecError(f"not valid YAML: {e.problem or e.context}", file, line) from None
     except yaml.YAMLError as e:
-        raise SpecError(f"not valid YAML: {e}", file) from None
+        raise SpecError(f"not valid YAML: {str(e).splitlines()[0]}", file) from None
     finally:
         loader.dispose()

@@ -1,8 +1,8 @@
 """Episodic sequence memory: HTM (encoders, spatial pooler, temporal memory and its storage), in torch.
 
-The algorithms follow htm.core's semantics (DESIGN §5.2) and run batched over independent streams
-on CPU or GPU. ``cogsim.htm.component`` wires them into architectures as the ``htm`` component; the anomaly
-application on time series is :mod:`cogsim.anomaly`.
+The algorithms follow htm.core's semantics (docs/design.md §5.2) and run batched over independent
+streams on CPU or GPU. ``cogsim.htm.component`` wires them into architectures as the ``htm``
+component; the anomaly application on time series is :mod:`cogsim.anomaly`.
 """
 from cogsim.htm.spatial_pooler import SpatialPooler
 from cogsim.htm.temporal_memory import TemporalMemory, intra_op_threads

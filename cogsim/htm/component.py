@@ -1,39 +1,10 @@
-"""The ``htm`` component: episodic sequence memory over the token stream (DESIGN §5.2).
+"""The ``htm`` component: episodic sequence memory over the token stream (docs/design.md §5.2.4).
 
-Tokens → sparse column codes (``TokenEncoder``; no spatial pooler is needed for ids) → a temporal
-memory that reads the rows position by position and learns online (Hebbian, no gradients). Outputs:
-
-- ``out`` (hidden [B, T, d_model]): after reading token t, the columns the memory predicts for
-  t + 1 (``readout: predicted_columns``) or its predictive cells (``predictive_cells``), averaged
-  over the code size and projected by a trained linear map; add it into the stream with an edge
-  (``htm.out -> block2.x``). Not residual: the main input is ``ids``.
-- ``anomaly`` (signal [B, T]): raw anomaly of token t, the fraction of its columns that were not
-  predicted from tokens < t (1 at t = 0). Feed it to a workspace as salience.
-
-Streams and rows: the memory has ``streams`` independent synapse sets. Row b of a batch is read by
-stream b; a batch with more rows than streams is read in chunks of ``streams`` rows, one after the
-other (chunk k+1 sees what chunk k learned), and with fewer rows the extra streams sit idle and
-never learn. So ``streams`` should equal the run's ``batch_size``: the default, 8, is the default
-batch (a component is built before the trainer's settings exist, so it cannot read them). Every row
-starts with an empty sequence context (``reset``), so nothing carries from one row or batch to the
-next except learned synapses.
-
-Causality: position t is computed from tokens ≤ t only, and learning at step t uses tokens ≤ t; the
-outputs of a batch are produced while it is read, so learning from a batch never changes its own
-earlier positions. Learning happens when ``learn`` is ``always``, or ``train`` in training mode.
-
-The memory runs once per forward: on cognitive cycles > 0 the cycle-0 results are reused.
-Synapses and sequence state are buffers of the ``tm`` submodule, saved with ``state_dict``
-(``backend: htmcore`` runs htm.core's C++ TM instead, when installed; its state is not saved).
-
-Default sizes (1024 columns × 8 cells, 16 active columns per token, at most 8 segments per cell)
-keep a training step at B=8, T=128 cheap on a CPU (128 batched steps) and bound memory: at most
-streams × cells × 8 segments of ≤ 24 synapses. New synapses are connected at birth (initial
-permanence 0.21 ≥ connected 0.2; htm.core's default connected 0.5 needs four readings): a passage
-read once is predicted the second time round, the episodic memory this component is for. Read
-repeatedly in one row with ``learn: always``, an 18-token passage's mean anomaly falls from about 0.94
-on the first reading to 0.11 on the second and at most 0.06 after (one token: htm.core's signature on
-a sequence repeated without resets, a single surprise moving on one element per reading).
+Token codes feed a temporal memory that reads the rows position by position and learns online
+(Hebbian, no gradients); it outputs a projected prediction of the next token (``out``) and the raw
+anomaly of each token (``anomaly``, a signal for a workspace's salience). Causal: position t uses
+tokens ≤ t only. One stream per row of the default batch; synapses connected at birth, so a passage
+read once is predicted the second time (docs/design.md §5.2.4).
 """
 from __future__ import annotations
 

@@ -1,16 +1,9 @@
 """The temporal memory's segment and synapse storage (htm.core keeps the same in ``Connections``).
 
-The torch path stores, per stream, a pool of segment slots that grows (×1.5, compacted when many
-segments died): ``seg_*`` [streams·capacity], and synapse rows ``syn_pre`` (global presynaptic cell
-id, int32, padded with a sentinel cell that is never active) and ``syn_perm`` (float32) of shape
-[streams·capacity, width], the width growing on demand up to ``max_synapses_per_segment``. A
-presynaptic index (:mod:`cogsim.htm.segment_index`) finds candidate segments from the active cells in
-O(synapses on active cells), as htm.core's presynaptic maps do. Slot ids change when the pool grows
-or is compacted; segment uids (creation numbers) do not, so results never depend on slots.
-
-:class:`Connections` is a mixin of :class:`~cogsim.htm.temporal_memory.TemporalMemory`: its buffers
-are the module's own, so ``state_dict`` keys and pickles are those of the temporal memory. The
-learning rules (which segment learns, grows or is evicted) stay in ``temporal_memory``.
+A growing pool of segment slots per stream, synapse rows, and a presynaptic index
+(:mod:`cogsim.htm.segment_index`); layout in docs/design.md §5.2.3. :class:`Connections` is a mixin of
+:class:`~cogsim.htm.temporal_memory.TemporalMemory`, so ``state_dict`` keys are the temporal memory's.
+The learning rules stay in ``temporal_memory``.
 """
 from __future__ import annotations
 

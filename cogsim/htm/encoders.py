@@ -1,16 +1,9 @@
 """Encoders: values → sparse distributed representations (SDRs), batched over streams.
 
-Every encoder here has a fixed ``size`` and a fixed number of ``active_bits`` per value, so an
-encoding is a small integer array of active-bit indices ``[..., active_bits]`` (``encode_indices``)
-that can be turned into a dense bool SDR ``[..., size]`` (``encode``). Inputs may be numpy arrays,
-torch tensors or Python scalars of any shape (e.g. ``[streams]`` or ``[streams, rows]``); ``encode``
-returns a torch tensor when given one (on its device), a numpy array otherwise. Several encoders are
-joined into one input SDR with :class:`MultiEncoder`.
-
-Semantics follow htm.core's encoders (RDSE, ScalarEncoder, DateEncoder, category encoding) where
-they are well defined, with one deliberate difference in the RDSE: htm.core hashes every bucket
-bit independently and so may lose a bit to a hash collision; here consecutive bucket bits are drawn
-collision-free so every value has exactly ``active_bits`` active bits.
+Each encoder has a fixed ``size`` and number of ``active_bits``: ``encode_indices`` gives the active
+bits ``[..., active_bits]``, ``encode`` a dense bool SDR; :class:`MultiEncoder` joins several.
+They follow htm.core's encoders, except that the RDSE never loses a bit to a collision
+(docs/design.md §5.2.1).
 """
 from __future__ import annotations
 

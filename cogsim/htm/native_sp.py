@@ -1,22 +1,9 @@
-"""Native (C) CPU kernel of the spatial pooler's step with global inhibition: the torch path's
-arithmetic, bit for bit, one stream at a time in plain loops, streams spread over a few pthreads.
+"""Native (C) CPU kernel of the spatial pooler's step with global inhibition (``native_sp.c``): the
+torch path's arithmetic, bit for bit, one stream at a time in plain loops, streams over threads.
 
-Why: a torch step over 58 streams × 2048 columns is a few dozen ops on large tensors (gathers of the
-connected rows, a top-k, row gathers and scatters for learning, crossing detection), ~17 ms on this
-2-core CPU; the same work as tight per-stream loops takes ~1.5-2 ms.
-
-The kernel reads and writes the pooler's buffers in place (permanences [streams, columns, inputs]
-with NaN outside the pool, duty cycles), so ``state_dict()``, pickling and switching backends need no
-conversion. Its one derived structure is a bitset of connected synapses per (stream, input) — bit c
-of an input's row is column c — kept by the pooler as a tensor and rebuilt from the permanences when
-they changed elsewhere. One call does, per stream: overlaps (the active inputs' rows added into
-byte-wide counters through a bit-spreading table), global inhibition (the ``n_desired`` largest
-(boosted) overlaps, ties to the higher column index — a histogram for integer overlaps, a selection
-on (value, index) keys with boosting — minus those below the stimulus threshold), permanence learning
-with raise-to-threshold, duty cycles, bumps of weak columns and, when due, the minimum duty cycles.
-Boost factors and the inhibition radius stay in torch (``exp`` must be torch's to agree bit for bit).
-Float32 operations are the same separately rounded ones as torch's (compiled without contraction),
-so results equal the torch path's exactly.
+Why: a torch step over 58 streams × 2048 columns is a few dozen ops on large tensors (~17 ms on a
+2-core CPU); the same work as per-stream loops takes ~1.5-2 ms. It works in place on the pooler's
+buffers plus a bitset of connected synapses (docs/design.md §5.2.2).
 """
 from __future__ import annotations
 
@@ -24,9 +11,14 @@ import ctypes
 
 import torch
 
+from cogsim.htm.native_tm import threads_for
 from cogsim.native import EXACT_CFLAGS, NativeLibrary
 
 ABI = 1
+#: columns (streams × columns) worth a thread of their own in a step
+COLUMNS_PER_THREAD = 8192
+#: synapses (streams × columns × inputs) worth a thread of their own when the bitsets are rebuilt
+SYNAPSES_PER_THREAD = 1 << 20
 
 
 class _Step(ctypes.Structure):
@@ -62,20 +54,22 @@ def words(num_columns: int) -> int:
     return (num_columns + 63) // 64
 
 
-def connected_bits(sp, threads: int) -> torch.Tensor:
+def connected_bits(sp, threads: int | None = None) -> torch.Tensor:
     """Connected bitsets [streams, inputs, words] (int64 storage of uint64 words) from the pooler's
     permanences: bit c of an input's row is set when column c's synapse to it is connected."""
     S, C, I = sp.streams, sp.num_columns, sp.input_size
     bits = torch.empty(S, I, words(C), dtype=torch.int64)
     args = _Step(S=S, C=C, I=I, W=words(C), perm=sp.permanence.contiguous().data_ptr(), bits=bits.data_ptr(),
                  connected=sp._connected)
+    if threads is None:
+        threads = threads_for(S, S * C * I, SYNAPSES_PER_THREAD)
     library().cogsim_htm_sp_bits(ctypes.byref(args), max(1, threads))
     return bits
 
 
 def step(sp, bits: torch.Tensor, x: torch.Tensor, learn: bool, n_desired: torch.Tensor, duty_decay: float,
          duty_inc: float, boosting: bool, update_min_duty: bool,
-         threads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+         threads: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of every stream on the pooler's (CPU, contiguous) buffers and ``bits``, in place.
     ``x`` is bool [streams, inputs] contiguous; ``n_desired`` the winners per stream; ``boosting``
     whether overlaps are multiplied by the boost factors. Returns overlaps [S, C] int64, active
@@ -98,5 +92,7 @@ def step(sp, bits: torch.Tensor, x: torch.Tensor, learn: bool, n_desired: torch.
                  min_pct_overlap_duty=sp.min_pct_overlap_duty_cycle,
                  inc=sp.syn_perm_active_inc, dec=sp.syn_perm_inactive_dec, bump=sp.syn_perm_below_stimulus_inc,
                  duty_decay=duty_decay, duty_inc=duty_inc)
+    if threads is None:
+        threads = threads_for(S, S * C, COLUMNS_PER_THREAD)
     library().cogsim_htm_sp_step(ctypes.byref(args), max(1, min(threads, S)))
     return overlaps, active, bumped

@@ -1,23 +1,9 @@
-"""Native (C) CPU kernel of the temporal memory: the same algorithm as the torch path, bit for bit,
-one stream at a time in plain loops, streams spread over a few pthreads.
+"""Native (C) CPU kernel of the temporal memory (``native_tm.c``): the torch path's algorithm, bit for
+bit, one stream at a time in plain loops over compact per-stream structures, streams over threads.
 
-Why: a torch step is 130–350 small ops whose per-op overhead dominates on a CPU. Here a stream's
-step is a few tight loops over compact per-stream structures:
-
-- segments in slots (cell, uid, last use, synapse count) with a free list; each segment's synapses
-  ``{presynaptic cell, permanence}`` contiguous in a per-stream arena (moved to the end when they
-  outgrow their room; the arena is compacted when a quarter of it is garbage);
-- an exact presynaptic index (cell → segments with a synapse on it; one entry per synapse, removed
-  when the synapse dies) and a cell → own segments index, both runs in one arena per stream;
-- bitsets of the active and winner cells, and sorted lists of them;
-- per-segment counters tagged with a step epoch, so counting active synapses needs no clearing.
-
-Equality with the torch path: the same decisions in the same order where order matters (new
-segments' uids by column, visiting order of growth candidates, tie-breaks), the same counter-based
-draws (``counter_rng``'s hash, re-implemented), and float32 permanence arithmetic with the same
-separately rounded operations (compiled without contraction). Slot numbers differ, but no result
-depends on them; :meth:`NativeTM.export` writes the torch layout (segments by uid, synapses by
-presynaptic cell) for checkpoints and inspection, :meth:`NativeTM.load` reads any torch layout.
+Why: a torch step is 130–350 small ops whose per-op overhead dominates on a CPU. How it stays equal
+to the torch path: docs/design.md §5.2.3. :meth:`NativeTM.export` writes the torch layout for
+checkpoints, :meth:`NativeTM.load` reads any torch layout.
 """
 from __future__ import annotations
 
@@ -27,7 +13,7 @@ import os
 import torch
 
 from cogsim.htm.counter_rng import SALT_GROW, SALT_LEAST_USED
-from cogsim.native import EXACT_CFLAGS, NativeLibrary
+from cogsim.native import EXACT_CFLAGS, NativeLibrary, kernel_threads, max_threads
 
 ABI = 2
 
@@ -71,15 +57,24 @@ def library() -> ctypes.CDLL | None:
     return LIBRARY.get()
 
 
+#: columns (streams × columns) worth a thread of their own in a TM step
+COLUMNS_PER_THREAD = 4096
+
+
 def default_threads() -> int:
-    """Threads for the per-stream loop: ``COGSIM_HTM_THREADS``, else the usable CPUs."""
+    """The most threads an HTM kernel uses: ``COGSIM_HTM_THREADS``, else the native kernels' limit
+    (:func:`cogsim.native.max_threads`, which :func:`cogsim.threads.share_cores` sets)."""
     env = os.environ.get("COGSIM_HTM_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return max(1, int(env)) if env else max_threads()
+
+
+def threads_for(streams: int, work: int, work_per_thread: int) -> int:
+    """Threads for an HTM kernel call over ``streams`` streams: exactly ``COGSIM_HTM_THREADS`` when
+    set (tests, benchmarks), else one per ``work_per_thread`` units of ``work``; never more than the
+    streams, since a stream is never split."""
+    env = os.environ.get("COGSIM_HTM_THREADS")
+    n = max(1, int(env)) if env else kernel_threads(work, work_per_thread)
+    return max(1, min(n, streams))
 
 
 class NativeTM:
@@ -102,7 +97,6 @@ class NativeTM:
                     seed=tm.seed, compact_floor=self.compact_floor)
         self.streams, self.num_columns, self.num_cells = tm.streams, tm.num_columns, tm.num_cells
         self.handle = self.lib.cogsim_htm_tm_new(ctypes.byref(p))
-        self.threads = default_threads()
 
     def __del__(self) -> None:
         handle, self.handle = getattr(self, "handle", None), None
@@ -112,7 +106,7 @@ class NativeTM:
     def compute(self, cols: torch.Tensor, learn: bool, step: int, iteration: int, prev_active: torch.Tensor,
                 prev_winner: torch.Tensor) -> torch.Tensor:
         anomaly = torch.empty(self.streams, dtype=torch.float32)
-        threads = min(self.threads, self.streams)
+        threads = threads_for(self.streams, self.streams * self.num_columns, COLUMNS_PER_THREAD)
         self.lib.cogsim_htm_tm_compute(self.handle, cols.data_ptr(), int(learn), step, iteration, anomaly.data_ptr(),
                                        prev_active.data_ptr(), prev_winner.data_ptr(), threads)
         return anomaly
@@ -141,7 +135,7 @@ class NativeTM:
                 "compactions": int(comp.value)}
 
     def export(self, min_width: int, pad: int) -> dict[str, torch.Tensor]:
-        """The state in the torch layout (see the module docstring)."""
+        """The state in the torch layout (segments by uid, synapses by presynaptic cell; docs/design.md §5.2.3)."""
         st = self.stats()
         S, N = self.streams, self.num_cells
         cap = max(16, int(st["segments"].max()))

@@ -1,18 +1,8 @@
 """Presynaptic index of the temporal memory: for every cell, the segments that have a synapse on it.
 
-Counting the active synapses of every segment by scanning all synapses costs O(total synapses) per
-step; going through the synapses of the *active* cells costs what htm.core pays (its
-"segments for presynaptic cell" lists). The index is append-only: destroyed synapses and segments
-leave stale entries behind, which only ever over-count, so the temporal memory treats the counts as
-a candidate filter and recounts candidates exactly from the synapse rows; a rebuild drops the
-stale entries.
-
-Layout: entries (int32 segment slots) live in blocks of ``BLOCK`` in one pool; ``table[cell]`` holds
-the cell's number of blocks followed by their ids (one row read per cell: the table is large and
-cells are read at random). Unused entries hold ``dummy`` (a slot that is never a segment), so a
-lookup is a masked gather of whole blocks. Blocks are allocated in time order, so a cell's blocks
-end up scattered over the pool (one cache miss each); whenever the pool has doubled, it is
-reordered so that each cell's blocks are adjacent again (``defragment``, amortised O(1) per entry).
+Counting active synapses through the active cells' segments costs what htm.core pays, not a scan of
+all synapses. Append-only and blocked: stale entries only over-count, so its counts are a candidate
+filter (docs/design.md §5.2.3).
 """
 from __future__ import annotations
 

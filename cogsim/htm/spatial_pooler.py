@@ -1,44 +1,8 @@
 """HTM spatial pooler with htm.core's semantics, batched over independent streams, in plain torch.
 
-Each stream has its own potential pools and permanences (a dense [streams, columns, inputs] tensor
-holding NaN outside the potential pool: NaN stays NaN through every update and never compares as
-connected, so learning needs no pool mask). Overlaps use an input-major copy of the connected mask
-([streams, inputs, columns], uint8): the rows of the active inputs are gathered and summed, so a
-step reads only (active inputs × columns) bytes; learning updates that copy only where a synapse
-crossed the connected threshold. Semantics follow htm.core ``SpatialPooler`` (DESIGN §5.2):
-
-- potential pool: ``round(potential_pct · |hood|)`` inputs drawn from the inputs within
-  ``potential_radius`` of the column's centre ``floor((c + 0.5) · inputs / columns)`` (all inputs when
-  ``potential_radius`` is None); initial permanences: half uniform in [connected, 1), half in
-  [0, connected); permanences raised so that ``stimulus_threshold`` synapses are connected;
-- overlap = connected synapses (permanence ≥ connected − 1e-6) onto active inputs, multiplied by the
-  boost factors when ``boost_strength`` > 0;
-- global inhibition: the ``num_active_columns`` (or ``local_area_density · columns``) largest overlaps,
-  ties to the higher column index, minus winners below ``stimulus_threshold``;
-- local inhibition (1-D topology over the column index, ``wrap_around`` or not): a column wins when
-  fewer than ``int(0.5 + density · (neighbours + 1))`` neighbours within the inhibition radius beat it.
-  A neighbour beats it with a larger overlap, or an equal one and a lower index (a vectorised stand-in
-  for htm.core's sequential "already selected" tie rule). The inhibition radius is htm.core's: average
-  connected input span × columns per input, recomputed every 50 steps, per stream;
-- learning on winners: +active_inc on potential synapses to active inputs, −inactive_dec on the others,
-  clipped to [0, 1]; duty cycles (period ``min(duty_cycle_period, iteration)``); columns whose overlap
-  duty cycle is below ``min_pct_overlap_duty_cycle`` × the (global or neighbourhood) maximum get all
-  potential permanences raised by connected/10; exponential boosting
-  ``exp((target_density − active_duty_cycle) · boost_strength)``.
-
-Random initialisation uses one ``torch.Generator`` per stream seeded with ``seed + stream``, so stream
-``s`` of a batched pooler equals a single-stream pooler built with ``seed + s``; after that the pooler
-is deterministic.
-
-Backends: with global inhibition on a CPU, the step (overlaps, inhibition, learning, duty cycles,
-bumps of weak columns, minimum duty cycles) runs in a native C kernel (``native_sp``, streams over
-pthreads) that works in place on the buffers — same results bit for bit, same ``state_dict()`` —
-unless ``backend="torch"``, ``COGSIM_HTM_NATIVE=0`` (all HTM kernels) or ``COGSIM_HTM_SP_NATIVE=0``
-(this one alone); local inhibition and other devices take the torch path. Boost factors (torch's
-``exp``) and the inhibition radius are still updated in torch. Each backend keeps its own derived
-copy of the connected synapses (the input-major mask above; the kernel's bitsets), rebuilt from the
-permanences when the other backend or a checkpoint changed them, so switching ``backend`` at any
-time is safe.
+Permanences are one [streams, columns, inputs] tensor with NaN outside the potential pool, so
+learning needs no pool mask. With global inhibition on a CPU the step runs in the bit-exact C kernel
+of :mod:`cogsim.htm.native_sp`, in place on the same buffers. Rules: docs/design.md §5.2.2.
 """
 from __future__ import annotations
 
@@ -257,9 +221,8 @@ class SpatialPooler(nn.Module):
         for name in ("permanence", "overlap_duty", "active_duty", "min_overlap_duty"):  # written in place
             if not buffers[name].is_contiguous():
                 buffers[name] = buffers[name].contiguous()
-        threads = _threads()
         if self._bits is None:
-            self._bits = native_sp.connected_bits(self, threads)
+            self._bits = native_sp.connected_bits(self)
         count = buffers["iterations"].add_(_COUNT[bool(learn)]).tolist()[0]  # (all, learning) += (1, learn)
         due = learn and count % UPDATE_PERIOD == 0
         radius = buffers["inhibition_radius"]
@@ -269,7 +232,7 @@ class SpatialPooler(nn.Module):
         decay, inc = self._duty_rates(count)
         boosting = self.boost_strength >= EPSILON
         self.overlaps, active, bumped = native_sp.step(self, self._bits, x, learn, self._n_desired_cache, decay, inc,
-                                                       boosting, due, threads)
+                                                       boosting, due)
         if learn:
             self.bumped = bumped
             self._conn_fresh = False  # the torch path's mask goes stale

@@ -1,48 +1,11 @@
 """HTM temporal memory with htm.core's semantics, batched over independent streams, in plain torch.
 
-Every stream has its own cells, segments and synapses; all streams advance together, one
-``compute`` per time step, with no Python loop over streams, columns, cells or segments.
-
-Semantics (htm.core ``TemporalMemory``/``Connections``, DESIGN §5.2): a segment is *active* when its
-connected (permanence ≥ connected − 1e-6) synapses onto previously active cells reach
-``activation_threshold``, *matching* when all its synapses onto previously active cells reach
-``min_threshold``. A predicted active column activates its predicted cells, which become winners;
-their active segments learn (+increment on synapses to previously active cells, −decrement on the
-others) and grow ``max_new_synapse_count − active potential synapses`` new synapses onto previous
-winner cells. An unpredicted active column bursts: all cells fire; the winner is the cell of the best
-matching segment (most active potential synapses, ties → lowest cell, then oldest segment), which
-learns the same way, else the column's previous winner cell if it had one (htm.core since 2023: a
-repeated input keeps its cells), else the least-used cell (fewest segments, ties → lowest index); that
-cell grows a new segment with ``min(max_new_synapse_count, #previous winners)`` synapses. Matching segments of inactive
-columns are punished by ``predicted_segment_decrement``. Synapses whose permanence falls below 1e-6
-are destroyed, and so are segments left with fewer than ``min_threshold`` synapses. A cell at
-``max_segments_per_cell`` loses the segment with the smallest sum of squared permanences (ties →
-oldest) before growing one; a segment at
-``max_synapses_per_segment`` loses its weakest synapses (not onto growth candidates) to make room.
-Growing onto a cell already on the segment raises that synapse to ``initial_permanence`` instead, as
-htm.core's ``createSynapse`` does. Raw anomaly = fraction of active columns that were not predicted.
-
-Randomness is counter-based (``counter_rng``): a draw is ``hash32(purpose, step, stream seed,
-[segment uid,] cell)``, where stream ``s`` has seed ``seed + s`` and a segment's uid is its creation
-number in its stream. So stream ``s`` of a batched TM equals a
-single-stream TM built with ``seed + s`` fed the same inputs, exactly. Numbers therefore match
-htm.core in distribution, not draw for draw (which synapses a segment grows when it cannot take every
-previous winner). ``rules="nupic"`` swaps in NuPIC's three choices where htm.core's differ: random
-least-used tie-break, no winner reuse, least-recently-used eviction. Every difference from htm.core
-is listed in docs/htm.md.
-
-Backends: on a CPU the step runs in a native C kernel (``native_tm``: per-stream compact
-structures, streams over pthreads) when a C compiler is available — same results, bit for bit,
-including the state written by ``state_dict()`` (segments listed by uid) — unless ``backend="torch"``
-or ``COGSIM_HTM_NATIVE=0``; on other devices the torch path below runs. Checkpoints move freely
-between the two. (A segment with no synapse onto an active cell never matches, even with
-``min_threshold`` 0.)
-
-Storage (segment pool, synapse rows, presynaptic index) is :mod:`cogsim.htm.connections`. Candidate
-segments proposed by the index are counted exactly from their rows; that count also serves the next
-step's learning. Predictions for the next step are computed at the end of ``compute``
-(``predictive_cells``). The state follows the module across devices but never changes dtype
-(``.half()`` leaves permanences in float32).
+All streams advance together, one ``compute`` per time step, with no Python loop over streams,
+columns, cells or segments; counter-based randomness makes stream ``s`` equal a one-stream TM seeded
+``seed + s``. On a CPU the step runs in the bit-exact C kernel of :mod:`cogsim.htm.native_tm`. The
+rules are in docs/design.md §5.2.3: htm.core's by default, NuPIC's tie-break, winner reuse and
+eviction with ``rules="nupic"``; docs/htm.md tables every difference from htm.core. Storage is
+:mod:`cogsim.htm.connections`.
 """
 from __future__ import annotations
 

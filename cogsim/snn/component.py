@@ -1,4 +1,4 @@
-"""The ``snn`` component: a spiking layer in the residual stream (DESIGN §5.3).
+"""The ``snn`` component: a spiking layer in the residual stream (docs/design.md §5.3).
 
 The hidden state is normalised and projected to input currents of ``neurons`` spiking neurons, which
 integrate them for ``steps`` steps per token; the spike rate (or the mean membrane) is projected back

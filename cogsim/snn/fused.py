@@ -1,20 +1,9 @@
 """Whole-sequence LIF / synaptic neurons as single autograd nodes (no autograd graph per step).
 
-Forward runs the recurrence over all T steps, backward the reverse-time adjoint with the surrogate
-derivative: either both in the native kernels (:mod:`cogsim.snn.native`, CPU), or a torch loop
-forward and a loop-free backward (any device and dtype). All tensors here are flat: inputs
-``x [T, M]``, per-element parameters ``[M]`` (already clamped, broadcast and contiguous); the caller
-reshapes.
-
-Adjoint of the leaky neuron (``A_t = dL/dmem_t``; ``r_t = H(mem_{t-1} - thr)`` is detached, as in
-snntorch; ``s_t = H(mem_t - thr)`` with surrogate ``σ'``; ``c_t = 1 - r_t`` for reset "zero", else 1)::
-
-    A_t   = gmem_t + gspk_t σ'_t + β c_{t+1} A_{t+1}
-    dx_t  = A_t,  dβ = Σ_t A_t c_t mem_{t-1},  dthr = -Σ_t (gspk_t σ'_t + [subtract] A_t r_t)
-
-Given the forward's membranes the adjoint is a *linear* recurrence (the spikes and resets are known),
-so the torch backward solves it with :func:`linear_scan` instead of a loop. Without reset the forward
-is linear too, which gives the exact parallel form (:class:`ParallelLeaky`).
+Forward runs the recurrence over all T steps, backward the reverse-time adjoint (docs/design.md
+§5.3): both in the native kernels on a CPU, or a torch loop forward and a loop-free backward, since
+the adjoint is a linear recurrence once the spikes are known. Without reset the forward is linear
+too: :class:`ParallelLeaky`. Tensors here are flat (``x [T, M]``, parameters ``[M]``).
 """
 from __future__ import annotations
 

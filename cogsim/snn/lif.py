@@ -1,15 +1,8 @@
-"""Leaky integrate-and-fire neurons over a leading time axis, step-for-step equal to ``snntorch.Leaky``.
+"""Leaky integrate-and-fire neurons over a leading time axis, step-for-step equal to ``snntorch.Leaky``
+(1.0, ``reset_delay=True``; the update rule is in docs/design.md §5.3).
 
-snntorch 1.0 semantics (``reset_delay=True``, ``init_hidden=False``), per step t::
-
-    r_t   = H(mem_{t-1} - thr)                         detached (snntorch's mem_reset)
-    mem_t = clamp(β,0,1)·mem_{t-1} + x_t − r_t·thr      reset "subtract"
-    mem_t = clamp(β,0,1)·((1 − r_t)·mem_{t-1}) + x_t    reset "zero"
-    mem_t = clamp(β,0,1)·mem_{t-1} + x_t                reset "none"
-    s_t   = H(mem_t − thr)  (strict ">"; backward: the surrogate, atan(α=2) by default)
-
-and the returned membrane is ``mem_t`` (the reset lands in the next step). State is always explicit:
-pass ``mem0`` (zeros by default) and read ``membrane[-1]``; nothing is kept on a class or module.
+State is explicit: pass ``mem0`` (zeros by default) and read ``membrane[-1]``; nothing is kept on a
+class or module.
 """
 from __future__ import annotations
 

@@ -14,9 +14,11 @@ import ctypes
 
 import torch
 
-from cogsim.native import EXACT_CFLAGS, NativeLibrary
+from cogsim.native import EXACT_CFLAGS, NativeLibrary, kernel_threads
 
 ABI = 2
+#: neuron-steps (T × neurons) worth a thread of their own
+WORK_PER_THREAD = 1 << 20
 
 _P = ctypes.c_void_p
 
@@ -72,8 +74,9 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def _threads(m: int) -> int:
-    return max(1, min(torch.get_num_threads(), m // 4096 or 1))
+def threads_for(t: int, m: int) -> int:
+    """Kernel threads for T = ``t`` steps of ``m`` neurons (by work size, see ``WORK_PER_THREAD``)."""
+    return kernel_threads(t * m, WORK_PER_THREAD)
 
 
 def leaky_forward(x, beta, thr, mem0, reset: str):
@@ -82,7 +85,7 @@ def leaky_forward(x, beta, thr, mem0, reset: str):
     spk, mem = torch.empty_like(x), torch.empty_like(x)
     args = _Fwd(x=_ptr(x), beta=_ptr(beta), thr=_ptr(thr), mem0=_ptr(mem0), spk=_ptr(spk), mem=_ptr(mem),
                 T=T, M=M, reset=RESET_CODES[reset])
-    getattr(library(), f"cogsim_leaky_fwd_{SUFFIX[x.dtype]}")(ctypes.byref(args), _threads(M))
+    getattr(library(), f"cogsim_leaky_fwd_{SUFFIX[x.dtype]}")(ctypes.byref(args), threads_for(T, M))
     return spk, mem
 
 
@@ -96,7 +99,7 @@ def leaky_backward(gs, gm, mem, mem0, beta, thr, sg, kind, params, reset: str, p
     args = _Bwd(gs=_ptr(gs), gm=_ptr(gm), mem=_ptr(mem), mem0=_ptr(mem0), beta=_ptr(beta), thr=_ptr(thr),
                 sg=_ptr(sg), kind=kind, p1=p[0], p2=p[1], dx=_ptr(dx), dbeta=_ptr(dbeta), dthr=_ptr(dthr),
                 dmem0=_ptr(dmem0), T=T, M=M, reset=RESET_CODES[reset])
-    getattr(library(), f"cogsim_leaky_bwd_{SUFFIX[mem.dtype]}")(ctypes.byref(args), _threads(M))
+    getattr(library(), f"cogsim_leaky_bwd_{SUFFIX[mem.dtype]}")(ctypes.byref(args), threads_for(T, M))
     return dx, dbeta, dthr, dmem0
 
 
@@ -107,7 +110,7 @@ def synaptic_forward(x, alpha, beta, thr, syn0, mem0, reset: str):
     args = _Fwd(x=_ptr(x), alpha=_ptr(alpha), beta=_ptr(beta), thr=_ptr(thr), syn0=_ptr(syn0),
                 mem0=_ptr(mem0), spk=_ptr(spk), syn=_ptr(syn), mem=_ptr(mem), T=T, M=M,
                 reset=RESET_CODES[reset])
-    getattr(library(), f"cogsim_syn_fwd_{SUFFIX[x.dtype]}")(ctypes.byref(args), _threads(M))
+    getattr(library(), f"cogsim_syn_fwd_{SUFFIX[x.dtype]}")(ctypes.byref(args), threads_for(T, M))
     return spk, syn, mem
 
 
@@ -123,7 +126,7 @@ def synaptic_backward(gs, gsyn, gm, syn, mem, syn0, mem0, alpha, beta, thr, sg, 
                 mem0=_ptr(mem0), alpha=_ptr(alpha), beta=_ptr(beta), thr=_ptr(thr), sg=_ptr(sg), kind=kind,
                 p1=p[0], p2=p[1], dx=_ptr(dx), dalpha=_ptr(dalpha), dbeta=_ptr(dbeta), dthr=_ptr(dthr),
                 dsyn0=_ptr(dsyn0), dmem0=_ptr(dmem0), T=T, M=M, reset=RESET_CODES[reset])
-    getattr(library(), f"cogsim_syn_bwd_{SUFFIX[mem.dtype]}")(ctypes.byref(args), _threads(M))
+    getattr(library(), f"cogsim_syn_bwd_{SUFFIX[mem.dtype]}")(ctypes.byref(args), threads_for(T, M))
     return dx, dalpha, dbeta, dthr, dsyn0, dmem0
 
 

@@ -1,12 +1,5 @@
-"""Second-order (synaptic current) LIF neurons, step-for-step equal to ``snntorch.Synaptic`` (1.0)::
-
-    r_t   = H(mem_{t-1} - thr)                          detached
-    syn_t = clamp(α,0,1)·syn_{t-1} + x_t
-    mem_t = clamp(β,0,1)·mem_{t-1} + syn_t − r_t·thr     reset "subtract"
-    mem_t = (clamp(β,0,1)·mem_{t-1} + syn_t)·(1 − r_t)   reset "zero" (the whole new membrane is
-                                                         zeroed, unlike Leaky; syn is kept)
-    mem_t = clamp(β,0,1)·mem_{t-1} + syn_t               reset "none"
-    s_t   = H(mem_t − thr)
+"""Second-order (synaptic current) LIF neurons, step-for-step equal to ``snntorch.Synaptic`` (1.0);
+the update rule, including its different "zero" reset, is in docs/design.md §5.3.
 """
 from __future__ import annotations
 

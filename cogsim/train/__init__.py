@@ -1,1 +1,1 @@
-"""Training: the loop, the learning-rate schedule and checkpoints (DESIGN §8)."""
+"""Training: the loop, the learning-rate schedule and checkpoints (docs/design.md §8)."""

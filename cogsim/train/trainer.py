@@ -13,12 +13,14 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from cogsim import native, threads
 from cogsim.data import tasks
 from cogsim.data.batches import TaskMixSampler, WindowSampler, task_stream, validation_windows
 from cogsim.data.corpus import load_corpus
+from cogsim.data.synthetic.stream import TaskSampler, validation_batches
 from cogsim.data.tokenizer import EOT, TokenData, prepare, token_bytes
 from cogsim.errors import CogsimError
-from cogsim.evaluate.metrics import evaluate
+from cogsim.evaluate.metrics import answer_hits, evaluate, evaluate_answers
 from cogsim.evaluate.probes import flatten, run_probes, to_json
 from cogsim.graph.build import build_plan
 from cogsim.graph.spec import ArchSpec
@@ -96,29 +98,40 @@ class Trainer:
     def setup(self) -> None:
         existing = self._check_run_dir()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        corpus = load_corpus(self.spec.data.path, self.spec.data.val_percent)
-        self.data: TokenData = prepare(corpus, self.spec.model.vocab_size, self.spec.data.tokenizer_sample_mb)
-        self.token_bytes = token_bytes(self.data.tokenizer)
-        self.corpus_name = corpus.name
+        self.task = self.spec.task
+        if self.task is None:
+            corpus = load_corpus(self.spec.data.path, self.spec.data.val_percent)
+            self.data: TokenData | None = prepare(corpus, self.spec.model.vocab_size, self.spec.data.tokenizer_sample_mb)
+            self.token_bytes = token_bytes(self.data.tokenizer)
+            self.corpus_name, self.vocab_size = corpus.name, self.data.vocab_size
+        else:  # a synthetic task: its own vocabulary and sequence length, no corpus, no tokenizer
+            self.data, self.corpus_name = None, f"task {self.task.name}"
+            self.vocab_size, self.seq_len = self.task.vocab_size, self.task.seq_len
         torch.manual_seed(self.s.seed)
-        self.plan = build_plan(self.spec, vocab_size=self.data.vocab_size)
+        self.plan = build_plan(self.spec, vocab_size=self.vocab_size)
         self.model = CognitiveModel(self.plan).to(self.dev)
         self.model.attach_run_dir(self.run_dir)
-        self.model.attach_tokenizer(self.data.tokenizer)
+        if self.data is not None:
+            self.model.attach_tokenizer(self.data.tokenizer)
         self.opt = make_optimizer(self.model, self.s)
         self.sampler = self._sampler()
-        self.val = validation_windows(self.data.val, self.seq_len, self.s.eval_batches * self.s.batch_size)
+        if self.data is not None:
+            self.val = validation_windows(self.data.val, self.seq_len, self.s.eval_batches * self.s.batch_size)
         self.step, self.history = 0, []
         config = self.spec.resolved()
         if existing:
             self._restore(existing["folder"], config)
         else:
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-            self.data.tokenizer.save(str(self.run_dir / "tokenizer.json"))
+            if self.data is not None:
+                self.data.tokenizer.save(str(self.run_dir / "tokenizer.json"))
             self.metrics_path.write_text("")
 
-    def _sampler(self) -> WindowSampler:
-        """Corpus windows, with a share ``data.task_mix`` of generated probe-task text mixed in."""
+    def _sampler(self) -> WindowSampler | TaskSampler:
+        """Corpus windows, with a share ``data.task_mix`` of generated probe-task text mixed in; or
+        the batches of the synthetic task."""
+        if self.task is not None:
+            return TaskSampler(self.task, self.s.batch_size)
         share, s = self.spec.data.task_mix, self.s
         if share <= 0:
             return WindowSampler(self.data.train, self.seq_len, s.batch_size, s.seed)
@@ -170,10 +183,14 @@ class Trainer:
         extra["rng.torch"] = torch.get_rng_state()
         extra["rng.sampler"] = self.sampler.state()
         record = {"step": self.step, "config": self.spec.resolved(), "history": self.history,
-                  "vocab_size": self.data.vocab_size, "torch": torch.__version__}
+                  "vocab_size": self.vocab_size, "torch": torch.__version__}
         checkpoint.save(self.run_dir, self.model.state_dict(), extra, record)
 
     def evaluate(self) -> dict:
+        if self.task is not None:  # loss and accuracy at the answers of the validation stream
+            inputs, targets = validation_batches(self.task, self.s.eval_batches, self.s.batch_size, self.step)
+            return evaluate_answers(self.model, inputs, targets, self.s.batch_size, self.dev,
+                                    autocast=self.dev.type == "cuda")
         return evaluate(self.model, *self.val, self.token_bytes, self.s.batch_size, self.dev,
                         autocast=self.dev.type == "cuda")
 
@@ -186,7 +203,9 @@ class Trainer:
             group["lr"] = lr
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
             logits = self.model(x)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())  # task targets: answers only
+        if self.task is not None:
+            self.hits = answer_hits(logits.detach(), y)
         if not torch.isfinite(loss):
             self._diverged(f"loss became {float(loss.detach())}")
         self.opt.zero_grad(set_to_none=True)
@@ -218,6 +237,7 @@ class Trainer:
         self.model.train()
         tokens_per_step = s.batch_size * self.seq_len
         window_loss, window_steps, t_window = 0.0, 0, time.perf_counter()
+        window_hits = [0, 0]  # synthetic tasks: correct answers, answers (online, before each update)
         t0 = time.perf_counter()
         first_eval = self.history[0] if self.history else None
         if first_eval is None and self.step == 0:
@@ -230,13 +250,19 @@ class Trainer:
                 loss = self.train_step()
                 window_loss += loss
                 window_steps += 1
+                if self.task is not None:
+                    window_hits = [window_hits[0] + self.hits[0], window_hits[1] + self.hits[1]]
                 if self.step % s.log_every == 0 or self.step == end:
                     dt = time.perf_counter() - t_window
                     tps = window_steps * tokens_per_step / max(dt, 1e-9)
-                    self._log({"step": self.step, "loss": window_loss / window_steps, "lr": lr_at(self.step - 1, s),
-                               "tokens_per_s": tps, "elapsed_s": time.perf_counter() - t0})
+                    row = {"step": self.step, "loss": window_loss / window_steps, "lr": lr_at(self.step - 1, s),
+                           "tokens_per_s": tps, "elapsed_s": time.perf_counter() - t0}
+                    if window_hits[1]:
+                        row["train_accuracy"] = window_hits[0] / window_hits[1]
+                    self._log(row)
                     self.progress.on_step(self.step, window_loss / window_steps, tps)
                     window_loss, window_steps, t_window = 0.0, 0, time.perf_counter()
+                    window_hits = [0, 0]
                 if self.step % s.eval_every == 0 or self.step == s.steps:
                     row = {"step": self.step, **self.evaluate()}
                     self.history.append(row)
@@ -251,7 +277,7 @@ class Trainer:
             self.progress.on_stop()
         elapsed = time.perf_counter() - t0
         summary = self.summary(elapsed)
-        if self.spec.data.probe_count > 0 and self.step >= s.steps:
+        if self.task is None and self.spec.data.probe_count > 0 and self.step >= s.steps:
             t_probe = time.perf_counter()
             summary["probes"] = self.probe()
             summary["probe_seconds"] = time.perf_counter() - t_probe
@@ -262,15 +288,22 @@ class Trainer:
         rows = [json.loads(l) for l in self.metrics_path.read_text().splitlines() if l.strip()]
         losses = [r["loss"] for r in rows if "loss" in r]
         evals = [r for r in rows if "val_loss" in r]
-        return {
+        out = {
             "architecture": self.spec.name, "run_dir": str(self.run_dir), "corpus": self.corpus_name,
             "device": str(self.dev), "parameters": sum(p.numel() for p in self.model.parameters()),
-            "vocab_size": self.data.vocab_size, "steps": self.step, "tokens": self.step * self.s.batch_size * self.seq_len,
+            "vocab_size": self.vocab_size, "steps": self.step, "tokens": self.step * self.s.batch_size * self.seq_len,
             "seconds": elapsed, "first_train_loss": losses[0] if losses else math.nan,
             "last_train_loss": losses[-1] if losses else math.nan,
             "first_val_loss": evals[0]["val_loss"] if evals else math.nan,
             "val_loss": evals[-1]["val_loss"] if evals else math.nan,
-            "val_bpb": evals[-1]["val_bpb"] if evals else math.nan,
+            "val_bpb": evals[-1].get("val_bpb", math.nan) if evals else math.nan,
             "tokens_per_s": (sum(r["tokens_per_s"] for r in rows if "tokens_per_s" in r) /
                              max(1, sum(1 for r in rows if "tokens_per_s" in r))),
+            "threads": threads.current(), "native_kernels": native.describe(),
         }
+        if self.task is not None:  # accuracy at the answers of the validation stream, against chance
+            del out["val_bpb"]
+            out.update({"task": self.task.name, "task_accuracy": evals[-1]["task_accuracy"] if evals else math.nan,
+                        "task_chance": self.task.chance, "task_answer": self.task.answer_kind,
+                        **self.task.report(rows)})
+        return out

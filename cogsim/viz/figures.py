@@ -92,9 +92,12 @@ def curves_figure(ctx: Context) -> list[Figure]:
     if not has_curves(ctx.metrics):
         return []
     path = plot_curves(ctx.metrics, ctx.fig_dir / "curves.png", f"Training of {ctx.model.plan.spec.name}")
-    return [Figure(path, "Training curves",
-                   "Left: training loss (mean over each logging window) and validation loss, in nats per "
-                   "token. Right: validation bits per byte, comparable across tokenizers; lower is better.")]
+    right = ("Right: answer accuracy of the synthetic task, online on each training batch before its update "
+             "and on the validation stream; loss and accuracy count answer positions only."
+             if ctx.model.plan.spec.task is not None else
+             "Right: validation bits per byte, comparable across tokenizers; lower is better.")
+    return [Figure(path, "Training curves", "Left: training loss (mean over each logging window) and validation "
+                   f"loss, in nats per token. {right}")]
 
 
 def _first_probe(ctx: Context) -> Probe | None:

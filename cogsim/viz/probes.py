@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cogsim.data.corpus import first_validation_text
+from cogsim.data.synthetic import VALIDATION
 from cogsim.data.tokenizer import EOT
 
 #: the passage repeated by the synthetic probe (plain Python, tokenizes the same on any code corpus)
@@ -77,3 +78,9 @@ def default_probes(tokenizer, seq_len: int, data_path: str | None = None, val_pe
         first = make_probe("validation", f"a snippet of {where}", snippet(val), tokenizer, seq_len)
     pattern = PATTERN * max(1, seq_len // 4)
     return [first, make_probe("pattern", "one passage repeated", pattern, tokenizer, seq_len)]
+
+
+def task_probes(task) -> list[Probe]:
+    """The probe of a synthetic-task run: its first validation sequence (at most MAX_TOKENS)."""
+    ids = [int(i) for i in task.batch(VALIDATION, 0, 1)[0][0][:MAX_TOKENS]]
+    return [Probe("task", f"a {task.name} validation sequence", task.vocab.decode(ids), ids)]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cogsim.viz.figures import Context, Figure, log, make_figures
-from cogsim.viz.probes import MAX_TOKENS, Probe, default_probes
+from cogsim.viz.probes import MAX_TOKENS, Probe, default_probes, task_probes
 
 #: summary.json fields shown in the report, with how to print them
 SUMMARY_FIELDS = [
@@ -24,6 +24,12 @@ SUMMARY_FIELDS = [
     ("last_train_loss", "last train loss", lambda v: f"{v:.4f}"),
     ("first_val_loss", "first validation loss", lambda v: f"{v:.4f}"),
     ("val_loss", "validation loss", lambda v: f"{v:.4f}"), ("val_bpb", "validation bits/byte", lambda v: f"{v:.4f}"),
+    ("task", "synthetic task", str), ("task_answer", "answer positions hold", str),
+    ("task_accuracy", "answer accuracy (validation)", lambda v: f"{v:.3f}"),
+    ("task_chance", "chance level of the answers", lambda v: f"{v:.3f}"),
+    ("accuracy_before_switch", "online accuracy just before the switch", lambda v: f"{v:.3f}"),
+    ("accuracy_after_switch", "online accuracy at the end", lambda v: f"{v:.3f}"),
+    ("recovery_steps", "steps to recover after the switch", str),
 ]
 #: summary.json keys that may hold probe-task results
 TASK_KEYS = ("probes", "probe_tasks")
@@ -191,6 +197,8 @@ def make_report(run_dir: str | Path, model=None, data=None, out: str | Path | No
         model, tokenizer = loaded.model, loaded.tokenizer
     elif data is not None:
         tokenizer = data.tokenizer
+    elif model.plan.spec.task is not None:
+        tokenizer = model.plan.spec.task.vocab
     else:
         from tokenizers import Tokenizer
 
@@ -199,8 +207,9 @@ def make_report(run_dir: str | Path, model=None, data=None, out: str | Path | No
     summary = _read_json(run_dir / "summary.json")
     ctx = Context(model, tokenizer, [], _metrics(run_dir), out_dir / "figures")
     try:
-        ctx.probes = default_probes(tokenizer, model.plan.sizes.seq_len, spec.data.path, spec.data.val_percent,
-                                    data=data, text=text)
+        ctx.probes = (task_probes(spec.task) if spec.task is not None else
+                      default_probes(tokenizer, model.plan.sizes.seq_len, spec.data.path, spec.data.val_percent,
+                                     data=data, text=text))
     except Exception as e:  # noqa: BLE001 - without probes, the graph and curves still come out
         ctx.failures.append(f"probe texts: {type(e).__name__}: {e}")
         log.warning("cogsim viz: warning: probe texts: %s", e)

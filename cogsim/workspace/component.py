@@ -1,21 +1,9 @@
-"""The ``workspace`` component: a capacity-limited global workspace (working memory, DESIGN §5.4).
+"""The ``workspace`` component: a capacity-limited global workspace (working memory, docs/design.md §5.4).
 
-Modules offer candidates at every position; K slots bid over them and only the top-k candidates
-win write access; the slots follow a gated recurrence over positions whose gates depend on what is
-written (not on the previous slots), so it is linear in the slots and solved by a parallel scan;
-the stream reads the slots back by attention and the result is the residual delta.
-
-Per position t (causal: nothing after t is used), with candidates c_{t,m} (m = 1..M):
-  ρ_{t,m} = rms(c_{t,m}),  ĉ = c / ρ,  [k; v; g_i; g_f]_{t,m} = W_c ĉ_{t,m}
-  q_{t,j} = Q_j + W_q rmsnorm(x_t)          slot query + top-down query from the stream
-  ℓ_{t,j,m} = (q_{t,j}·k_{t,m}/√d_key + P_{j,m} + λ log ρ_{t,m} + γ s_t [m = target]) / τ
-  bid_{t,m} = mean_j softmax_m ℓ_{t,j,m};  winners = top-k_m bid_{t,m}
-  α_{t,j,·} = softmax of ℓ_{t,j,·} over the winners only (0 for losers)
-  M̃_{t,j} = Σ_m α v_{t,m},  i_{t,j} = Σ_m α g_i + b_i[j] (+ γ s_t if target is "all"),
-  f_{t,j} = Σ_m α g_f + b_f[j]
-  M_t[j] = σ(i_{t,j}) tanh(M̃_{t,j}) + σ(f_{t,j}) M_{t-1}[j],   M_0 = learned
-           (computed as 2σ(i)·(σ(2M̃) - ½), the same value: sigmoid is far cheaper than tanh on CPU)
-  β_{t,h,j} = softmax_j r_{t,h}·(M_t[j,h] + E_{j,h})/√d_h,  out_t = W_o concat_h Σ_j β M_t[j,h]
+Modules offer candidates at every position; K slots bid over them and only the top-k win write
+access; the slots follow a gated recurrence whose gates depend on what is written, not on the
+previous slots, so it is linear and solved by a parallel scan; the stream reads the slots back by
+attention, and that read-out is the residual delta.
 """
 from __future__ import annotations
 

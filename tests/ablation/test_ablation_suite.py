@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
+from pathlib import Path
 
 import matplotlib.image as mpimg
 import pytest
 import torch
 
+from cogsim import native
 from cogsim.cli import main
 from cogsim.errors import CogsimError
 from cogsim.ablation import runner as ab
@@ -122,6 +125,7 @@ def test_suite_file_sets_the_budget_of_every_variant(write_arch, capsys):
 
 def test_parallel_jobs_give_the_numbers_of_single_thread_sequential_runs(write_arch, tiny_corpus, tmp_path):
     variants = ab.make_variants(write_arch(ENGRAM_ONLY), [f"data.path={tiny_corpus}"], ["plain"])
+    wait_policy = os.environ.get("OMP_WAIT_POLICY")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # what each of 2 workers uses on a 2-core machine
     try:
@@ -133,6 +137,11 @@ def test_parallel_jobs_give_the_numbers_of_single_thread_sequential_runs(write_a
     parallel = ab.run_suite(variants, [0], tmp_path / "par", device="cpu", progress=progress,
                             jobs=2)
     assert sorted(seen) == [("full seed 0", 0, 2), ("plain seed 0", 0, 2)]
+    share = max(1, native.usable_cpus() // 2)  # each worker's torch and kernel (HTM, SNN, Engram) threads
+    for row in parallel:
+        summary = json.loads((Path(row["run_dir"]) / "summary.json").read_text())
+        assert summary["threads"] == {"torch": share, "native": share, "omp_wait_policy": "PASSIVE"}
+    assert os.environ.get("OMP_WAIT_POLICY") == wait_policy  # the parent's environment is back
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("run_dir", "seconds")} for r in rows]
     if (os.cpu_count() or 1) // 2 == 1:
         assert strip(parallel) == strip(sequential)

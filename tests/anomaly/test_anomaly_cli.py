@@ -53,3 +53,20 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert "\n" not in err and f"{bad}:3: value: cannot parse 'x'" in err
     assert main(["anomaly", str(bad), "--out", str(tmp_path), "--set", "nope=1", "--quiet"]) == 2
     assert "--set nope=1" in capsys.readouterr().err
+
+
+def test_cli_skips_an_unreadable_file_and_scores_the_others(tmp_path, capsys):
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    write_csv(good, 80)
+    bad.write_text("timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:05:00,x\n")
+    out = tmp_path / "o"
+    assert main(["anomaly", str(bad), str(good), "--out", str(out), "--quiet", *SMALL]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip() == f"warning: {bad}:3: value: cannot parse 'x' as a number (file skipped)"
+    assert "scored 1 series, 80 rows" in captured.out
+    assert len((out / "good.csv").read_text().splitlines()) == 81 and not (out / "bad.csv").exists()
+    other = tmp_path / "bad2.csv"
+    other.write_text("nothing here\n")
+    assert main(["anomaly", str(bad), str(other), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and err[-1].endswith("none of the 2 input files could be read")

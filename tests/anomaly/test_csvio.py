@@ -50,3 +50,19 @@ def test_write_scores_round_trip(tmp_path):
     assert lines == ["timestamp,value,anomaly_score", "2014-04-01 00:00:00,1.5,0.25", "2014-04-01 00:05:00,2.0,1"]
     ts2, v2 = read_series(out)
     assert np.array_equal(ts2, ts) and v2.tolist() == [1.5, 2.0]
+
+
+def test_rows_back_in_time_are_reported_and_kept_in_file_order_when_asked(tmp_path):
+    minutes = [0, 5, 3, 10, 2, 20, 1, 30, 0]  # four rows earlier than the row before
+    text = "timestamp,value\n" + "".join(f"2014-04-01 00:{m:02d}:00,{i}\n" for i, m in enumerate(minutes))
+    p = write(tmp_path, text)
+    with pytest.raises(CogsimError, match=r"s\.csv:4: timestamp: .* earlier"):
+        read_series(p)  # without warn it stays an error
+    said = []
+    ts, v = read_series(p, warn=said.append)
+    assert v.tolist() == list(range(9))
+    assert ((ts - ts[0]) // np.timedelta64(1, "m")).tolist() == minutes
+    assert said[0] == f"{p}:4: timestamp: '2014-04-01 00:03:00' is earlier than the row before " \
+                      f"('2014-04-01 00:05:00'); rows are read in file order"
+    assert [s.split(":")[1] for s in said[:3]] == ["4", "6", "8"]
+    assert said[3] == f"{p}: 1 more rows earlier than the row before" and len(said) == 4

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from cogsim.errors import CogsimError
-from cogsim.anomaly.nab import (PROFILES, load_windows, match_labels, probationary_length, row_weights,
-                                 score_corpus, scaled_sigmoid, sweep, windows_from_anomalies)
+from cogsim.anomaly.nab import (PROFILES, held_out_scores, load_windows, match_labels, probationary_length,
+                                row_weights, score_corpus, scaled_sigmoid, sweep, windows_from_anomalies,
+                                windows_to_indices)
 
 N = 1000
 TS = np.datetime64("2020-01-01T00:00") + np.arange(N) * np.timedelta64(5, "m")
@@ -139,3 +140,30 @@ def test_load_windows_and_match(tmp_path):
     p.write_text(json.dumps({"a.csv": [["2020-01-01", "garbage"]]}))
     with pytest.raises(CogsimError, match="a.csv: window 0: unparsable timestamp"):
         load_windows(p)
+
+
+def test_windows_follow_file_order_where_a_row_goes_back_in_time():
+    minutes = [0, 5, 10, 15, 8, 20, 25]
+    ts = np.datetime64("2020-01-01T00:00") + np.array(minutes) * np.timedelta64(1, "m")
+    at = {m: ts[minutes.index(m)] for m in minutes}
+    # NAB opens a window at the row stamped with its start and closes it at the next row stamped with its end
+    assert windows_to_indices(ts, [(at[5], at[8])]) == [(1, 4)]
+    assert windows_to_indices(ts, [(at[10], at[20])]) == [(2, 5)]
+    # limits that name no row: first row >= start up to the row before the next one past the end
+    assert windows_to_indices(ts, [(at[5] + np.timedelta64(2, "m"), at[10] + np.timedelta64(2, "m"))]) == [(2, 2)]
+    assert windows_to_indices(ts, [(at[25] + np.timedelta64(1, "m"), at[25] + np.timedelta64(9, "m"))]) == []
+
+
+def test_held_out_scores_take_each_threshold_from_the_other_fold():
+    a, b = np.zeros(N), np.zeros(N)
+    a[500] = 0.8  # fold 0 alone: threshold 0.8, an early detection
+    b[500], b[300] = 0.6, 0.7  # fold 1 alone: threshold 0.6 (the 0.7 false positive costs 0.11)
+    results = {"a": (TS, a), "b": (TS, b)}
+    windows = {"a": WIN["a"], "b": WIN["a"]}
+    assert score_corpus({"a": results["a"]}, windows).threshold == 0.8
+    assert score_corpus({"b": results["b"]}, windows).threshold == 0.6
+    on_a, on_b = held_out_scores(results, windows, [["a"], ["b"]])
+    assert on_a.threshold == 0.6 and on_a.score == pytest.approx(100.0)  # 0.8 >= 0.6: detected at the left edge
+    assert on_b.threshold == 0.8 and on_b.score == pytest.approx(0.0)  # nothing reaches 0.8: the null score
+    with pytest.raises(CogsimError, match="fold 1"):
+        held_out_scores(results, windows, [["a", "b"], []])

@@ -223,6 +223,8 @@ def test_batched_tm_matches_sequential_reference(name, search, backend, rules, m
     cfg = CONFIGS[name]
     if backend == "native" and native_tm.library() is None:
         pytest.skip("no C compiler: the native TM backend is unavailable")
+    if backend == "native":
+        monkeypatch.setenv("COGSIM_HTM_THREADS", "3")  # a thread per stream, work size notwithstanding
     # both ways of finding candidate segments (scan the pool, or only the touched segments)
     monkeypatch.setattr(TemporalMemory, "_sparse_ratio", {"auto": 4, "scan": 0, "touched": 10 ** 9}[search])
     compactions = []

@@ -7,6 +7,7 @@ import warnings
 import pytest
 import torch
 
+import cogsim.native
 from cogsim.snn import lif_sequence, native, synaptic_sequence
 from cogsim.snn.lif import resolve_backend
 
@@ -29,7 +30,8 @@ def test_kernel_library_is_cached_on_disk(fresh_native):
 
 
 @pytest.mark.parametrize("env,value,reason", [("COGSIM_SNN_NATIVE", "0", "disabled"),
-                                              ("CC", "/nonexistent/cc", "unavailable")])
+                                              ("CC", "/nonexistent/cc", "no C compiler"),
+                                              ("CC", "false", "unavailable")])
 def test_falls_back_to_torch_without_kernels(fresh_native, tmp_path, env, value, reason):
     fresh_native.setenv("COGSIM_CACHE", str(tmp_path))
     fresh_native.setenv(env, value)
@@ -60,6 +62,27 @@ def test_native_and_torch_paths_agree_on_large_and_odd_shapes():
     n, t = res["native"], res["torch"]
     assert torch.equal(n[0], t[0]) and torch.equal(n[1], t[1]) and torch.equal(n[2], t[2])
     assert torch.allclose(n[3], t[3], rtol=1e-5, atol=1e-5) and torch.allclose(n[4], t[4], rtol=1e-4, atol=1e-4)
+
+
+def test_results_do_not_depend_on_the_kernel_threads(monkeypatch):
+    """Neuron ranges split over 1 or 3 threads (forced past the work-size choice) give the same bits."""
+    gen = torch.Generator().manual_seed(1)
+    x = (torch.randn(7, 2, 1001, generator=gen) * 0.6 + 0.3).requires_grad_(True)
+    g = torch.randn(7, 2, 1001, generator=gen)
+    beta = torch.full((1001,), 0.8).requires_grad_(True)
+    monkeypatch.setattr(native, "WORK_PER_THREAD", 1)
+    res = []
+    try:
+        for n in (1, 3):
+            cogsim.native.set_max_threads(n)
+            assert native.threads_for(7, 2 * 1001) == n
+            spk, syn, mem = synaptic_sequence(x, alpha=0.7, beta=beta, reset="subtract", fused="native")
+            spk2, mem2 = lif_sequence(x, beta=beta, reset="zero", fused="native")
+            loss = (spk * g).sum() + mem.sum() + syn.sum() + (spk2 * g).sum() + mem2.sum()
+            res.append((spk, syn, mem, spk2, mem2, *torch.autograd.grad(loss, (x, beta))))
+    finally:
+        cogsim.native.set_max_threads(None)
+    assert all(torch.equal(a, b) for a, b in zip(*res))
 
 
 def test_bad_arguments_are_clear():

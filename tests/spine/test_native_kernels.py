@@ -96,3 +96,53 @@ def test_cache_key_covers_sources_headers_and_flags(monkeypatch):
     flagged = copy.copy(lib)
     flagged.cflags = [*lib.cflags, "-O2"]
     assert flagged.cache_key("cc 1.0") != base
+
+
+SNN_ARCH = """\
+name: t
+model: {d_model: 16, n_heads: 2, seq_len: 10, vocab_size: 300}
+nodes:
+  embed: {type: embedding}
+  block: {type: block}
+  snn: {type: snn, neurons: 32, steps: 2, mode: sequence}
+  head: {type: lm_head}
+stack: [embed, block, snn, head]
+"""
+
+
+@pytest.fixture
+def no_state(monkeypatch):
+    """Fresh kernel states and warning flag (restored afterwards)."""
+    for lib in libraries():
+        monkeypatch.setattr(lib, "_state", {})
+    monkeypatch.setattr(native, "_warned_no_compiler", False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("how", ["CC", "PATH"])
+def test_without_a_compiler_one_warning_line_and_the_status_says_why(no_state, how, tmp_path, capsys):
+    if how == "CC":
+        no_state.setenv("CC", str(tmp_path / "missing-cc"))
+        why = f"CC={tmp_path / 'missing-cc'} is not found"
+    else:
+        no_state.delenv("CC", raising=False)
+        no_state.setenv("PATH", str(tmp_path))  # no gcc, no cc
+        why = "neither gcc nor cc is on PATH"
+    for lib in libraries():
+        assert lib.get() is None and why in lib.status()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and why in err[0] and "torch paths run instead" in err[0]  # once, one line
+    assert native.describe() == f"native kernels: off (no C compiler: {why}); the torch paths run instead " \
+                                "(same results, slower)"
+    assert all(state.startswith("off (no C compiler") for state in native.kernel_states().values())
+
+
+def test_check_shows_the_native_kernels(no_state, write_arch, tmp_path, capsys):
+    from cogsim.cli import main
+
+    arch = write_arch(SNN_ARCH)
+    assert main(["check", str(arch)]) == 0
+    assert "lif ready" in capsys.readouterr().out.splitlines()[-1]
+    no_state.setenv("CC", str(tmp_path / "missing-cc"))
+    assert main(["check", str(arch)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("native kernels: off (no C compiler: CC=")

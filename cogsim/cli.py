@@ -8,6 +8,7 @@ import argparse
 import importlib
 import sys
 
+from cogsim import __version__
 from cogsim.errors import CogsimError
 
 #: subcommand name → module in cogsim.commands providing ``add_arguments(parser)`` and ``run(args)``.
@@ -39,6 +40,7 @@ def _available(name: str):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cogsim", description="Brain-inspired cognitive architecture simulator.")
+    parser.add_argument("--version", action="version", version=f"cogsim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, help_text in COMMANDS.items():
         module = _available(name)

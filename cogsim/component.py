@@ -73,8 +73,8 @@ class Component(nn.Module):
     """Base class of graph nodes.
 
     Subclasses set ``type_name`` and ``Params`` (a dataclass whose annotated fields are the YAML
-    parameters; fields without defaults are required; ``__post_init__`` may raise ``ValueError`` to
-    reject a value), implement :meth:`ports` and :meth:`forward`.
+    parameters; fields without defaults are required; bounds sit on the fields, see
+    :mod:`cogsim.bounds`), implement :meth:`ports` and :meth:`forward`.
 
     When ``residual`` is true the main output is a delta: the model adds it to the main input and
     publishes both the sum (port ``out``) and the delta (port ``delta``).
@@ -144,3 +144,29 @@ class Component(nn.Module):
 
     def online_state_reset(self) -> None:
         """Forget online state (HTM synapses are kept; sequence context is cleared)."""
+
+    # ---- data parallel (cogsim.train.distributed); defaults suit stateless components ----------
+    def set_batch_rows(self, first: int, count: int, total: int) -> None:
+        """This process reads ``count`` rows from row ``first`` of every global batch of ``total``
+        rows (its share under data parallel; all of them otherwise)."""
+
+    def per_rank_state(self) -> bool:
+        """Whether ranks hold different non-parameter state (merged by :meth:`merge_rank_states`)."""
+        return False
+
+    def merge_rank_states(self, states: list[dict[str, torch.Tensor]],
+                          rows: list[range]) -> dict[str, torch.Tensor]:
+        """One state dict from every rank's (``rows[r]``: the batch rows rank r read)."""
+        return states[0]
+
+    def row_shards(self) -> dict[str, tuple[torch.Tensor, int, int]]:
+        """Tensors split by rows across ranks, saved one file per rank: name → (this rank's rows,
+        first global row, global row count)."""
+        return {}
+
+    def load_row_shards(self, read: Callable[[str, int, int], torch.Tensor]) -> None:
+        """Restore :meth:`row_shards` at any rank count: ``read(name, start, stop)`` returns global
+        rows [start, stop) of a saved tensor."""
+
+    def gather_rows_to_main(self) -> None:
+        """Collective: rank 0 takes every row of sharded tables (to run alone after training)."""

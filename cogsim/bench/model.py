@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from rich.table import Table
 
 from cogsim.bench.common import add_csv_argument, append_csv, sync
-from cogsim.commands.common import console, human_count
+from cogsim.commands.common import add_spec_arguments, console, human_count
 from cogsim.graph.ablate import plain_transformer, remove_nodes
 from cogsim.graph.build import build_plan
 from cogsim.component import Context
@@ -22,8 +22,7 @@ from cogsim.train.trainer import make_optimizer, resolve_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("arch", help="architecture YAML file")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_spec_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=None, help="default: the file's model.seq_len")
     parser.add_argument("--repeat", type=int, default=7, help="timed rounds per variant (median reported)")

@@ -147,8 +147,6 @@ def run(args: argparse.Namespace) -> int:
     arch = args.arch or (suite.architecture if suite else None)
     if arch is None:
         raise CogsimError("give an architecture file (cogsim ablate ARCH) or --suite FILE")
-    if not Path(arch).exists():
-        raise CogsimError(f"{arch}: no such architecture file")
     overrides = list(suite.overrides if suite else [])
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     model = CognitiveModel(plan)
     con = console()
     s = plan.spec
-    con.print(f"[bold]{s.name}[/bold] ({args.arch}) is valid. {s.description}")
+    con.print(f"[bold]{s.name}[/bold] ({s.file}) is valid. {s.description}")
     con.print(f"d_model {plan.sizes.d_model}, heads {plan.sizes.n_heads}, seq_len {plan.sizes.seq_len}, "
               f"vocab {plan.sizes.vocab_size}, cycles {plan.cycles}")
     nodes = Table(title="nodes (execution order)")

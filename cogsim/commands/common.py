@@ -5,11 +5,14 @@ import argparse
 
 from rich.console import Console
 
+from cogsim.graph import bundled
+
 
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("arch", help="architecture YAML file (see architectures/)")
+    parser.add_argument("arch", help="architecture YAML file, or the name of a bundled one: "
+                                     + ", ".join(bundled.names()))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a field, e.g. --set model.d_model=128 --set nodes.block1.n_heads=8")
+                        help="override a field (value in YAML), e.g. --set train.lr=1e-3 --set nodes.block1.n_heads=8")
 
 
 def console() -> Console:

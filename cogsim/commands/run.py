@@ -15,6 +15,7 @@ from cogsim.errors import CogsimError
 from cogsim.graph.build import build_plan
 from cogsim.graph.spec import read_spec
 from cogsim.threads import share_cores
+from cogsim.train.distributed import main_rank
 from cogsim.train.trainer import Progress, Trainer
 
 
@@ -108,11 +109,15 @@ def run(args: argparse.Namespace) -> int:
     spec = read_spec(args.arch, overrides_from(args))
     build_plan(spec)  # every mistake in the file is reported before any data is read
     out = Path(args.out or Path("runs") / f"{spec.name}-{dt.datetime.now():%Y%m%d-%H%M%S}")
-    progress, _ = _progress(args.quiet)
+    progress, _ = _progress(args.quiet or not main_rank())
     trainer = Trainer(spec, out, device=args.device, resume=args.resume, progress=progress)
     con = console()
-    con.print(f"cogsim run: {spec.name} → {out}")
+    if trainer.world.main:
+        ranks = f" on {trainer.world.size} ranks" if trainer.world.parallel else ""
+        con.print(f"cogsim run: {spec.name} → {out}{ranks}")
     summary = trainer.train(stop_after=args.stop_after)
+    if not trainer.world.main:  # rank 0 reports for everyone
+        return 0
     con.print(summary_table(summary))
     if not args.no_viz and summary["steps"] >= spec.train.steps and importlib.util.find_spec("cogsim.viz.report"):
         from cogsim.viz.report import write_report

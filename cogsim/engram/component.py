@@ -1,8 +1,9 @@
 """The ``engram`` component: hashed n-gram memory read into the residual stream (docs/design.md §5.1).
 
-Ids are compressed and hashed into one table (placement ``device``, ``host`` or ``mmap``); the rows
-are fused into the hidden state by :mod:`cogsim.engram.layer`. The table is not an ``nn.Parameter``:
-its row gradients go to a row-wise optimizer in :meth:`EngramComponent.sparse_step`.
+Ids are compressed and hashed into one table (placement ``device``, ``host``, ``mmap``, or
+``sharded`` across data-parallel ranks); the rows are fused into the hidden state by
+:mod:`cogsim.engram.layer`. The table is not an ``nn.Parameter``: its row gradients go to a row-wise
+optimizer in :meth:`EngramComponent.sparse_step`.
 """
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from typing import Literal
 import numpy as np
 import torch
 
+from cogsim.bounds import Annotated, Checked, Count, FieldError, Positive, Range
 from cogsim.component import Component, Context, Port, Sizes
 from cogsim.engram.hashing import NgramHashMapping
 from cogsim.engram.layer import EngramFusion
+from cogsim.engram.exchange import sum_rows
 from cogsim.engram.prefetch import FetchedRows, RowPrefetcher
+from cogsim.engram.sharded import ShardedTable
 from cogsim.engram.sparse_optim import make_optimizer
 from cogsim.engram.tables import EngramTable
 from cogsim.errors import CogsimError
@@ -27,57 +31,41 @@ class EngramConfigError(CogsimError, ValueError):
 
 
 @dataclass
-class EngramParams:
+class EngramParams(Checked):
     """YAML parameters of an ``engram`` node (defaults fit a small CPU model, d_model ~256)."""
 
-    max_ngram_size: int = 3  # n-gram orders 2..N
-    n_head_per_ngram: int = 4  # hash heads per order
-    n_embed_per_ngram: int = 256  # memory width per order (head dim = this / heads)
-    engram_vocab_size: list[int] | None = None  # rows per head, per order; null: 5 × vocab_size
-    layer_id: int = 1  # Engram layer id (seeds the hash); 1 = the paper's "layer 2"
+    max_ngram_size: Annotated[int, Range(ge=2)] = 3  # n-gram orders 2..N
+    n_head_per_ngram: Count = 4  # hash heads per order
+    n_embed_per_ngram: Count = 256  # memory width per order (head dim = this / heads)
+    # rows per head, per order; null: 5 × vocab_size
+    engram_vocab_size: list[Annotated[int, Range(ge=2)]] | None = None
+    layer_id: Annotated[int, Range(ge=0)] = 1  # Engram layer id (seeds the hash); 1 = the paper's "layer 2"
     layer_ids: list[int] | None = None  # all Engram layer ids of the model (prime search order)
     seed: int = 0
     pad_id: int = 0  # tokenizer id used before the sequence start (compressed before hashing)
-    branches: int = 1  # gate branches: d_model split into this many groups
-    kernel_size: int = 4  # short conv kernel (dilation = max_ngram_size)
+    branches: Count = 1  # gate branches: d_model split into this many groups
+    kernel_size: Count = 4  # short conv kernel (dilation = max_ngram_size)
     gate: bool = True  # false: every gate is 1 (ablation)
     conv: bool = True  # false: no short conv (ablation)
     compression: bool = True  # false: hash raw token ids (ablation)
-    placement: Literal["device", "host", "mmap"] = "device"
+    placement: Literal["device", "host", "mmap", "sharded"] = "device"
     mmap_path: str | None = None  # null: <storage dir>/engram_table.f32, or a temporary file
     optimizer: Literal["adam", "adagrad"] = "adam"  # row-wise, see cogsim.engram.sparse_optim
-    lr_multiplier: float = 5.0
-    beta2: float = 0.999
-    eps: float = 1e-8
-    init_std: float = 1.0  # rows start N(0, init_std²), like nn.Embedding
+    lr_multiplier: Positive = 5.0
+    beta2: Annotated[float, Range(ge=0, lt=1)] = 0.999
+    eps: Positive = 1e-8
+    init_std: Positive = 1.0  # rows start N(0, init_std²), like nn.Embedding
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         n = self.max_ngram_size
-        if n < 2:
-            raise ValueError(f"max_ngram_size: must be >= 2, got {n}")
-        if self.n_head_per_ngram < 1:
-            raise ValueError(f"n_head_per_ngram: must be >= 1, got {self.n_head_per_ngram}")
-        if self.n_embed_per_ngram < 1 or self.n_embed_per_ngram % self.n_head_per_ngram:
-            raise ValueError(f"n_embed_per_ngram: must be a positive multiple of n_head_per_ngram "
+        if self.n_embed_per_ngram % self.n_head_per_ngram:
+            raise FieldError("n_embed_per_ngram", f"must be a multiple of n_head_per_ngram "
                              f"({self.n_head_per_ngram}), got {self.n_embed_per_ngram}")
-        if self.engram_vocab_size is not None:
-            if len(self.engram_vocab_size) != n - 1:
-                raise ValueError(f"engram_vocab_size: needs one size per n-gram order 2..{n} ({n - 1} "
-                                 f"values), got {len(self.engram_vocab_size)}")
-            if min(self.engram_vocab_size) < 2:
-                raise ValueError(f"engram_vocab_size: sizes must be >= 2, got {self.engram_vocab_size}")
+        if self.engram_vocab_size is not None and len(self.engram_vocab_size) != n - 1:
+            raise FieldError("engram_vocab_size", f"needs one size per n-gram order 2..{n} ({n - 1} values), "
+                             f"got {len(self.engram_vocab_size)}")
         if self.layer_ids is not None and self.layer_id not in self.layer_ids:
-            raise ValueError(f"layer_ids: must contain layer_id {self.layer_id}, got {self.layer_ids}")
-        if self.layer_id < 0:
-            raise ValueError(f"layer_id: must be >= 0, got {self.layer_id}")
-        for name in ("branches", "kernel_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        for name in ("lr_multiplier", "eps", "init_std"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
-        if not 0 <= self.beta2 < 1:
-            raise ValueError(f"beta2: must be in [0, 1), got {self.beta2}")
+            raise FieldError("layer_ids", f"must contain layer_id {self.layer_id}, got {self.layer_ids}")
 
 
 class _GatherRows(torch.autograd.Function):
@@ -131,9 +119,12 @@ class EngramComponent(Component):
         mapping = self.hash_mapping
         self.n_heads = mapping.n_heads_per_layer
         self._offsets = {torch.device("cpu"): mapping.offsets(p.layer_id)}
-        self.table = EngramTable(mapping.table_rows(p.layer_id), self.head_dim, p.placement,
-                                 seed=p.seed + 10007 * p.layer_id, std=p.init_std, path=p.mmap_path,
-                                 what="engram_vocab_size")
+        rows, seed = mapping.table_rows(p.layer_id), p.seed + 10007 * p.layer_id
+        if p.placement == "sharded":
+            self.table = ShardedTable(rows, self.head_dim, seed=seed, std=p.init_std, what="engram_vocab_size")
+        else:
+            self.table = EngramTable(rows, self.head_dim, p.placement, seed=seed, std=p.init_std,
+                                     path=p.mmap_path, what="engram_vocab_size")
         self.fusion = EngramFusion(self.n_heads * self.head_dim, sizes.d_model, p.branches, p.kernel_size,
                                    dilation=self.n, gate=p.gate, conv=p.conv)
         self.optimizer = make_optimizer(p.optimizer, beta2=p.beta2, eps=p.eps)
@@ -243,16 +234,21 @@ class EngramComponent(Component):
 
     # ---- sparse updates ----
     def sparse_step(self, lr: float) -> None:
-        """Row-wise optimizer step on the rows touched since the last step (lr × lr_multiplier)."""
-        if not self._grads:
+        """Row-wise optimizer step on the rows touched since the last step (lr × lr_multiplier).
+        Under data parallel every rank calls it (the table exchanges the ranks' gradients)."""
+        if not self._grads and not self.table.shared:
             return
         for _, _, event in self._grads:
             if event is not None:
                 event.synchronize()
-        rows, grad = _merge_row_grads([(r, g) for r, g, _ in self._grads])
+        if self._grads:
+            rows, grad = _merge_row_grads([(r, g) for r, g, _ in self._grads])
+        else:  # nothing touched here, but the other ranks' updates need this rank too
+            dev = self.table.device
+            rows, grad = torch.empty(0, dtype=torch.long, device=dev), torch.empty(0, self.head_dim, device=dev)
         self._grads.clear()
-        self.table.update(rows, grad, self.optimizer, lr * self.params.lr_multiplier)
-        self.prefetcher.refresh(rows)
+        self.prefetcher.refresh(self.table.apply_gradients(rows, grad, self.optimizer,
+                                                           lr * self.params.lr_multiplier))
 
     def sparse_zero_grad(self) -> None:
         """Drop row gradients collected since the last step (e.g. a skipped step)."""
@@ -268,6 +264,20 @@ class EngramComponent(Component):
 
     def memory_estimate(self) -> dict[str, int]:
         return self.table.memory_estimate()
+
+    def row_shards(self) -> dict[str, tuple[torch.Tensor, int, int]]:
+        return self.table.row_shards() if isinstance(self.table, ShardedTable) else {}
+
+    def load_row_shards(self, read) -> None:
+        if isinstance(self.table, ShardedTable):
+            self.table.load_row_shards(read)
+            self._grads.clear()
+            self.prefetcher.forget()
+
+    def gather_rows_to_main(self) -> None:
+        if isinstance(self.table, ShardedTable):
+            self.prefetcher.forget()
+            self.table.gather_rows_to_main()
 
     def set_storage_dir(self, path) -> None:
         """Directory (the run folder) for the mmap table when ``mmap_path`` is null or relative."""
@@ -311,8 +321,4 @@ def _merge_row_grads(grads: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[to
     """Sum gradients of several forwards per row: (sorted unique rows, [U, dim] gradients)."""
     if len(grads) == 1:
         return grads[0]
-    rows = torch.cat([r for r, _ in grads])
-    unique, inverse = torch.unique(rows, sorted=True, return_inverse=True)
-    summed = torch.zeros(len(unique), grads[0][1].shape[1], dtype=torch.float32, device=grads[0][1].device)
-    summed.index_add_(0, inverse.to(summed.device), torch.cat([g for _, g in grads]))
-    return unique, summed
+    return sum_rows(torch.cat([r for r, _ in grads]), torch.cat([g for _, g in grads]))

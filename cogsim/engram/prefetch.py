@@ -2,7 +2,9 @@
 
 A fetch keeps the unique rows of a batch and gathers them into a staging buffer on the compute
 device in a background thread (a side stream on CUDA), so the gather overlaps the layers before
-the Engram layer; staged rows are never stale after a table update (docs/design.md §5.1).
+the Engram layer; staged rows are never stale after a table update (docs/design.md §5.1). When
+reads are collective (a sharded table), held rows are reused only for the very same ids tensor, so
+every rank fetches at the same points.
 """
 from __future__ import annotations
 
@@ -30,8 +32,8 @@ class FetchedRows:
     staged: torch.Tensor
     event: object = None
 
-    def matches(self, ids: torch.Tensor) -> bool:
-        return _same_ids(self, ids)
+    def matches(self, ids: torch.Tensor, by_value: bool = True) -> bool:
+        return _same_ids(self, ids, by_value)
 
     @property
     def device(self) -> torch.device:
@@ -59,6 +61,7 @@ class RowPrefetcher:
         self._current: FetchedRows | None = None
         self._streams: dict[torch.device, object] = {}
         self._lock = threading.Lock()
+        self._by_value = not table.collective  # reuse held rows for equal ids in another tensor
         self.stats = {"prefetched": 0, "synchronous": 0, "reused": 0, "refreshed_rows": 0}
 
     # ---- one fetch ----
@@ -113,7 +116,7 @@ class RowPrefetcher:
         no-op when the rows of these ids are already pending or held)."""
         device = torch.device(device)
         for held in (self._pending, self._current):
-            if held is not None and held.device == device and _same_ids(held, ids):
+            if held is not None and held.device == device and _same_ids(held, ids, self._by_value):
                 return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-prefetch")
@@ -138,11 +141,12 @@ class RowPrefetcher:
             fetched = self._pending.future.result()
             self._pending = None
             self._current = fetched
-            if fetched.matches(ids) and fetched.staged.device == torch.device(device):
+            if fetched.matches(ids, self._by_value) and fetched.staged.device == torch.device(device):
                 self.stats["prefetched"] += 1
                 fetched.wait()
                 return fetched
-        if self._current is not None and self._current.matches(ids) and self._current.staged.device == torch.device(device):
+        if (self._current is not None and self._current.matches(ids, self._by_value)
+                and self._current.staged.device == torch.device(device)):
             self.stats["reused"] += 1
             self._current.wait()
             return self._current
@@ -156,15 +160,18 @@ class RowPrefetcher:
         if self._pending is not None:
             self._pending.future.result()
 
-    def refresh(self, updated_rows: torch.Tensor) -> None:
-        """After a table update of ``updated_rows`` (sorted): re-gather the changed rows of a pending
-        prefetch, and drop the rows held from the last forward (all of them just changed)."""
+    def refresh(self, updated_rows: torch.Tensor | None) -> None:
+        """After a table update of ``updated_rows`` (sorted; None: any row may have changed):
+        re-gather the changed rows of a pending prefetch, and drop the rows held from the last
+        forward (all of them just changed)."""
         self._drain()
         self._current = None
         if self._pending is not None:
             fetched = self._pending.future.result()
             fetched.wait()
             rows = fetched.rows
+            if updated_rows is None:
+                updated_rows = rows
             updated = updated_rows.to(rows.device)
             pos = torch.searchsorted(updated, rows).clamp_max(max(len(updated) - 1, 0))
             hit = (updated[pos] == rows) if len(updated) else torch.zeros_like(rows, dtype=torch.bool)
@@ -207,8 +214,9 @@ class _Request:
     future: Future
 
 
-def _same_ids(held, ids: torch.Tensor) -> bool:
-    """Whether ``ids`` are the ids ``held`` was fetched for: the same unchanged tensor, or equal values."""
+def _same_ids(held, ids: torch.Tensor, by_value: bool = True) -> bool:
+    """Whether ``ids`` are the ids ``held`` was fetched for: the same unchanged tensor, or (when
+    ``by_value``) equal values."""
     if ids is held.source and ids._version == held.source_version:
         return True
-    return ids.shape == held.key.shape and torch.equal(ids.to(held.key.device), held.key)
+    return by_value and ids.shape == held.key.shape and torch.equal(ids.to(held.key.device), held.key)

@@ -1,8 +1,11 @@
-"""Engram table storage per placement: ``device`` tensor, ``host`` (pinned) RAM, or ``mmap`` file.
+"""Engram table storage per placement: ``device`` tensor, ``host`` (pinned) RAM, ``mmap`` file, or
+``sharded`` across data-parallel ranks (:mod:`cogsim.engram.sharded`).
 
 One :class:`EngramTable` holds one layer's rows (all heads) and their row-wise optimizer state in the
 same placement, initialised by a counter-based hash so every placement starts equal and an mmap file
-needs no initialisation pass. Checkpoints and the mmap undo journal: docs/design.md §5.1.
+needs no initialisation pass. Checkpoints and the mmap undo journal: docs/design.md §5.1. Under data
+parallel a ``device`` or ``host`` table is replicated on every rank and takes every rank's row
+gradients (:meth:`EngramTable.apply_gradients`); ``mmap`` serves one process.
 """
 from __future__ import annotations
 
@@ -19,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from cogsim.engram import native_gather
+from cogsim.engram import exchange, native_gather
 from cogsim.engram.sparse_optim import COUNT, STATE_SLOTS, RowwiseOptimizer
 from cogsim.errors import CogsimError
 
-PLACEMENTS = ("device", "host", "mmap")
+PLACEMENTS = ("device", "host", "mmap", "sharded")
 
 
 class TableSizeError(CogsimError, ValueError):
@@ -180,6 +183,9 @@ class EngramTable(nn.Module):
         self._journal = None  # mmap: open undo journal file, or None when clean
         self._journaled: torch.Tensor | None = None  # rows already in the journal (sorted)
         self._closed = False
+        self._exchange: exchange.RowExchange | None = None  # the ranks sharing this table, if any
+        if exchange.active() and placement in ("device", "host"):
+            self._exchange = exchange.RowExchange()
         if placement == "device":
             check_fits(self.nbytes, placement, what)
             self.register_buffer("weight", self._initial_rows(), persistent=True)
@@ -189,7 +195,10 @@ class EngramTable(nn.Module):
             pin = torch.cuda.is_available()
             self._weight = self._initial_rows(pin)
             self._state = host_empty((self.rows, STATE_SLOTS), pin).zero_()
-        else:  # checked again when the file is created (the storage directory may change)
+        elif placement == "mmap":  # checked again when the file is created (the storage directory may change)
+            if exchange.active():
+                raise ValueError("placement: mmap serves one process; under torchrun use placement: sharded "
+                                 "(rows split across ranks) or host (one copy per rank)")
             check_fits(self.nbytes, placement, what, path=self.path or Path(tempfile.gettempdir()) / "x")
 
     # ---- sizes and places ----
@@ -241,12 +250,14 @@ class EngramTable(nn.Module):
         key = {"device": "device_tables", "host": "host_tables", "mmap": "disk_tables"}[self.placement]
         return {key: self.nbytes}
 
-    def _initial_rows(self, pin: bool = False) -> torch.Tensor:
-        out = host_empty((self.rows, self.dim), pin)
+    def _initial_rows(self, pin: bool = False, first: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Initial values of rows [first, stop) (default: every row)."""
+        stop = self.rows if stop is None else stop
+        out = host_empty((stop - first, self.dim), pin)
         step = max(1, _INIT_CHUNK_ELEMS // self.dim)
-        for start in range(0, self.rows, step):
-            idx = torch.arange(start, min(start + step, self.rows))
-            out[start : start + len(idx)] = init_rows(self.seed, idx, self.dim, self.std)
+        for start in range(first, stop, step):
+            idx = torch.arange(start, min(start + step, stop))
+            out[start - first : start - first + len(idx)] = init_rows(self.seed, idx, self.dim, self.std)
         return out
 
     # ---- mmap files ----
@@ -319,8 +330,21 @@ class EngramTable(nn.Module):
         self._ensure_open()
         return self._weight, self._state
 
+    @property
+    def shared(self) -> bool:
+        """Whether several ranks share this table (every rank then takes part in each update)."""
+        return self._exchange is not None
+
+    @property
+    def collective(self) -> bool:
+        """Whether :meth:`read` is a collective call (every rank must make it, in the same order)."""
+        return False
+
     def read(self, idx: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Rows ``idx`` (long, on :attr:`device`) as [len(idx), dim]; ``out`` may be a staging buffer."""
+        return self._read_local(idx, out)
+
+    def _read_local(self, idx: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         with self._lock:
             weight, state = self._tensors()
             out = gather_rows(weight, idx, out)
@@ -335,7 +359,7 @@ class EngramTable(nn.Module):
         """Apply ``optimizer`` to the unique rows ``idx`` with their summed gradients ``grad``."""
         with self._lock:
             weight, state = self._tensors()
-            rows = self.read(idx)
+            rows = self._read_local(idx)
             old_state = state.index_select(0, idx)
             if self.placement == "mmap":
                 self._journal_rows(idx, rows, old_state)
@@ -343,6 +367,18 @@ class EngramTable(nn.Module):
             weight.index_copy_(0, idx, new_rows)
             state.index_copy_(0, idx, new_state)
             self._generation += 1
+
+    def apply_gradients(self, idx: torch.Tensor, grad: torch.Tensor, optimizer: RowwiseOptimizer,
+                        lr: float) -> torch.Tensor | None:
+        """One training step's update from this process's row gradients (sorted unique ``idx``).
+        Several ranks: every rank calls it; the gradients of all ranks are averaged (as
+        DistributedDataParallel averages dense ones) and every copy applies the same update.
+        Returns the rows that changed (None: any row may have)."""
+        if self._exchange is not None:
+            ex = self._exchange
+            idx, grad = exchange.sum_rows(ex.all_gather(idx), ex.all_gather(grad / ex.size))
+        self.update(idx, grad, optimizer, lr)
+        return idx
 
     def rows_written(self) -> int:
         """How many rows have received at least one update."""
@@ -488,12 +524,13 @@ class EngramTable(nn.Module):
         return self
 
     def __getstate__(self):
-        """Device and host tables copy like any module (deepcopy); an open mmap file cannot be shared."""
+        """Device and host tables copy like any module (deepcopy); an open mmap file cannot be shared.
+        A copy does not take part in the ranks' exchanges."""
         if self.placement == "mmap" and self._maps:
             raise TypeError(f"{self.what}: an open mmap table cannot be copied or pickled; "
                             "use sparse_state_dict() to reference it")
         state = dict(self.__dict__)
-        state.update(_lock=None, _temp_cleanup=None, _journal=None, _journaled=None)
+        state.update(_lock=None, _temp_cleanup=None, _journal=None, _journaled=None, _exchange=None)
         return state
 
     def __setstate__(self, state):

@@ -15,6 +15,7 @@ from typing import Any
 
 from cogsim.data.synthetic import TASKS, Context, Task
 from cogsim.errors import SpecError
+from cogsim.graph import bundled
 from cogsim.graph.overrides import apply_overrides
 from cogsim.graph.params import build_params, params_to_dict
 from cogsim.graph.yamlio import LineDict, line_of, load_yaml
@@ -229,6 +230,10 @@ def parse_spec(raw: Any, file: str) -> ArchSpec:
 
 
 def read_spec(path: str | Path, overrides: list[str] | None = None) -> ArchSpec:
+    """Read an architecture file, or a bundled one by bare name (``engram_snn``), with overrides."""
+    path = bundled.resolve(path)
+    if not path.exists():
+        raise SpecError(f"file not found{bundled.not_found_hint()}", str(path))
     raw = load_yaml(path)
     if isinstance(raw, dict):
         apply_overrides(raw, overrides, str(path), existing=("nodes",))

@@ -614,6 +614,36 @@ class TemporalMemory(Connections, nn.Module):
         self._cand_perm = torch.empty((0, W), dtype=torch.float32, device=dev)
 
     # ---- checkpoints -------------------------------------------------------------------------
+    def merge_streams(self, states: list[dict[str, torch.Tensor]], owners: list[int]) -> dict[str, torch.Tensor]:
+        """One state dict whose stream ``s`` is stream ``s`` of ``states[owners[s]]`` (state dicts
+        of memories of this shape, e.g. from processes that each fed some of the streams). Streams
+        are independent, so the result is the memory that fed every stream its own inputs."""
+        S, N = self.streams, self.num_cells
+        if len(owners) != S:
+            raise ValueError(f"merge_streams: {len(owners)} owners for {S} streams")
+        cap = max(st["seg_cell"].numel() // S for st in states)
+        width = max(st["syn_pre"].shape[1] for st in states)
+        fills = {"syn_pre": self._pad, "syn_perm": 0.0, "seg_cell": -1, "seg_uid": 0, "seg_last": 0, "seg_nsyn": 0}
+        out = dict(states[0])
+        picks = [[s for s in range(S) if owners[s] == r] for r in range(len(states))]
+        for name, fill in fills.items():
+            ref = states[0][name]
+            merged = torch.full((S, cap) + ((width,) if ref.dim() == 2 else ()), fill, dtype=ref.dtype)
+            for st, mine in zip(states, picks):
+                src = st[name].view((S, -1) + tuple(st[name].shape[1:]))
+                if ref.dim() == 2:
+                    merged[mine, : src.shape[1], : src.shape[2]] = src[mine]
+                else:
+                    merged[mine, : src.shape[1]] = src[mine]
+            out[name] = merged.view((S * cap,) + tuple(merged.shape[2:]))
+        for name, per in (("seg_top", 1), ("next_uid", 1), ("cell_nseg", N), ("prev_active", N), ("prev_winner", N)):
+            merged = states[0][name].clone()
+            body = merged[: S * per].view(S, per)
+            for st, mine in zip(states, picks):
+                body[mine] = st[name][: S * per].view(S, per)[mine]
+            out[name] = merged
+        return out
+
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         self._sync()
         self.counters.copy_(torch.tensor([self._step, self._iteration], dtype=_I64))

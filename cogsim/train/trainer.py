@@ -25,7 +25,7 @@ from cogsim.evaluate.probes import flatten, run_probes, to_json
 from cogsim.graph.build import build_plan
 from cogsim.graph.spec import ArchSpec
 from cogsim.model import CognitiveModel
-from cogsim.train import checkpoint
+from cogsim.train import checkpoint, distributed
 from cogsim.train.schedule import lr_at
 
 
@@ -78,7 +78,9 @@ class Trainer:
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
-        self.dev = resolve_device(self.device)
+        self.world, self.dev = distributed.join(resolve_device(self.device))
+        if not self.world.main:
+            self.progress = Progress()
         self.s = self.spec.train
         self.seq_len = self.spec.model.seq_len
         self.metrics_path = self.run_dir / "metrics.jsonl"
@@ -96,8 +98,14 @@ class Trainer:
         return {"folder": found}
 
     def setup(self) -> None:
+        world = self.world
+        distributed.check_batch(self.s.batch_size, world)
         existing = self._check_run_dir()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        world.barrier()  # every rank has looked at the run folder before rank 0 writes to it
+        if world.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        else:  # rank 0 trains the tokenizer and fills the cache first
+            world.barrier()
         self.task = self.spec.task
         if self.task is None:
             corpus = load_corpus(self.spec.data.path, self.spec.data.val_percent)
@@ -107,12 +115,15 @@ class Trainer:
         else:  # a synthetic task: its own vocabulary and sequence length, no corpus, no tokenizer
             self.data, self.corpus_name = None, f"task {self.task.name}"
             self.vocab_size, self.seq_len = self.task.vocab_size, self.task.seq_len
+        if world.main:
+            world.barrier()
         torch.manual_seed(self.s.seed)
         self.plan = build_plan(self.spec, vocab_size=self.vocab_size)
         self.model = CognitiveModel(self.plan).to(self.dev)
         self.model.attach_run_dir(self.run_dir)
         if self.data is not None:
             self.model.attach_tokenizer(self.data.tokenizer)
+        distributed.place_rows(self.model, world, self.s.batch_size)
         self.opt = make_optimizer(self.model, self.s)
         self.sampler = self._sampler()
         if self.data is not None:
@@ -121,11 +132,12 @@ class Trainer:
         config = self.spec.resolved()
         if existing:
             self._restore(existing["folder"], config)
-        else:
+        elif world.main:
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
             if self.data is not None:
                 self.data.tokenizer.save(str(self.run_dir / "tokenizer.json"))
             self.metrics_path.write_text("")
+        self.net = distributed.wrap(self.model, world, self.dev)
 
     def _sampler(self) -> WindowSampler | TaskSampler:
         """Corpus windows, with a share ``data.task_mix`` of generated probe-task text mixed in; or
@@ -161,17 +173,21 @@ class Trainer:
         if json.dumps(saved, sort_keys=True, default=str) != json.dumps(now, sort_keys=True, default=str):
             raise CogsimError(f"--resume: the architecture or settings differ from the run saved in {self.run_dir}"
                               " (only train.steps may change)")
-        checkpoint.restore_model(self.model, model_state, extra)
+        checkpoint.restore_model(self.model, model_state, extra, folder)
         checkpoint.load_optimizer_tensors(self.opt, extra)
         torch.set_rng_state(extra["rng.torch"])
         self.sampler.load_state(extra["rng.sampler"])
         self.step, self.history = record["step"], record.get("history", [])
+        if not self.world.main:
+            return
         kept = [line for line in self.metrics_path.read_text().splitlines()
                 if line.strip() and json.loads(line).get("step", 0) <= self.step] if self.metrics_path.exists() else []
         self.metrics_path.write_text("".join(k + "\n" for k in kept))
 
     # ---- bookkeeping ---------------------------------------------------------------------------
     def _log(self, row: dict) -> None:
+        if not self.world.main:
+            return
         with self.metrics_path.open("a") as f:
             f.write(json.dumps(row) + "\n")
 
@@ -183,31 +199,41 @@ class Trainer:
         extra["rng.torch"] = torch.get_rng_state()
         extra["rng.sampler"] = self.sampler.state()
         record = {"step": self.step, "config": self.spec.resolved(), "history": self.history,
-                  "vocab_size": self.vocab_size, "torch": torch.__version__}
-        checkpoint.save(self.run_dir, self.model.state_dict(), extra, record)
+                  "vocab_size": self.vocab_size, "torch": torch.__version__, "ranks": self.world.size}
+        shards = {f"{name}.{key}": v for name, comp in self.model.components() for key, v in comp.row_shards().items()}
+        model_state = distributed.gather_states(self.model, self.world, self.s.batch_size)
+        checkpoint.save(self.run_dir, model_state, extra, record, shards, self.world)
 
     def evaluate(self) -> dict:
         if self.task is not None:  # loss and accuracy at the answers of the validation stream
+            # (under data parallel every rank scores every batch: the same calls on every rank)
             inputs, targets = validation_batches(self.task, self.s.eval_batches, self.s.batch_size, self.step)
             return evaluate_answers(self.model, inputs, targets, self.s.batch_size, self.dev,
                                     autocast=self.dev.type == "cuda")
+        if self.world.parallel:
+            return distributed.evaluate(self.model, *self.val, self.token_bytes, self.s.batch_size, self.dev,
+                                        self.world, autocast=self.dev.type == "cuda")
         return evaluate(self.model, *self.val, self.token_bytes, self.s.batch_size, self.dev,
                         autocast=self.dev.type == "cuda")
 
     # ---- the loop ------------------------------------------------------------------------------
     def train_step(self) -> float:
-        x, y = self.sampler.next()
-        x, y = x.to(self.dev, non_blocking=True), y.to(self.dev, non_blocking=True)
+        x, y = self.sampler.next()  # the global batch; this rank trains on its block of rows
+        rows = self.world.rows(len(x))
+        x, y = x[rows].to(self.dev, non_blocking=True), y[rows].to(self.dev, non_blocking=True)
         lr = lr_at(self.step, self.s)
         for group in self.opt.param_groups:
             group["lr"] = lr
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
-            logits = self.model(x)
+            logits = self.net(x)
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())  # task targets: answers only
         if self.task is not None:
             self.hits = answer_hits(logits.detach(), y)
-        if not torch.isfinite(loss):
-            self._diverged(f"loss became {float(loss.detach())}")
+            if self.world.parallel:  # counted over the global batch
+                self.hits = tuple(int(v) for v in self.world.all_sum(torch.tensor(self.hits)).tolist())
+        mean = self.world.all_sum(loss / self.world.size) if self.world.parallel else loss.detach()
+        if not torch.isfinite(mean):  # the same decision on every rank
+            self._diverged(f"loss became {float(mean)}")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.s.grad_clip > 0:
@@ -219,7 +245,7 @@ class Trainer:
         for _, comp in self.model.components():
             comp.sparse_step(lr)
         self.step += 1
-        return float(loss.detach())
+        return float(mean)
 
     def _diverged(self, what: str) -> None:
         found = checkpoint.find(self.run_dir)
@@ -230,6 +256,10 @@ class Trainer:
 
     def train(self, stop_after: int | None = None) -> dict:
         """Train to ``spec.train.steps`` (or ``stop_after`` more steps, keeping a checkpoint)."""
+        with distributed.guard(self.world):
+            return self._train(stop_after)
+
+    def _train(self, stop_after: int | None) -> dict:
         self.setup()
         s = self.s
         end = s.steps if stop_after is None else min(s.steps, self.step + stop_after)
@@ -276,6 +306,9 @@ class Trainer:
         finally:
             self.progress.on_stop()
         elapsed = time.perf_counter() - t0
+        distributed.collect_on_main(self.model, self.world, s.batch_size)  # rank 0 goes on alone
+        if not self.world.main:
+            return {"steps": self.step, "rank": self.world.rank}
         summary = self.summary(elapsed)
         if self.task is None and self.spec.data.probe_count > 0 and self.step >= s.steps:
             t_probe = time.perf_counter()

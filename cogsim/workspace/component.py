@@ -15,12 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cogsim.bounds import Annotated, Checked, Count, FieldError, Positive, Range
 from cogsim.component import Component, Context, Port, Sizes
 from cogsim.errors import CogsimError
 from cogsim.workspace.competition import compete, softmax
 from cogsim.workspace.recurrence import DEFAULT_CHUNK, linear_scan
 
-Target = int | str
+Target = Annotated[int, Range(ge=0, note="a candidate index")] | str  # a candidate index or name
 #: default slot width as a fraction of d_model. At d_model 256, B=16, T=128, M=4 candidates the
 #: full width costs ~3x the quarter width in forward+backward time (7 slots × d_model floats per
 #: position pass through every elementwise step); see ``cogsim bench workspace``.
@@ -28,41 +29,29 @@ SLOT_FRACTION = 4
 
 
 @dataclass
-class WorkspaceParams:
+class WorkspaceParams(Checked):
     """YAML parameters of a ``workspace`` node."""
 
-    slots: int = 7  # K: capacity of the workspace
-    top_k: int = 2  # k: candidates that may write at one position
-    d_slot: int | None = None  # slot width (default d_model // 4, a multiple of heads: see SLOT_FRACTION)
+    slots: Count = 7  # K: capacity of the workspace
+    top_k: Count = 2  # k: candidates that may write at one position
+    d_slot: Count | None = None  # slot width (default d_model // 4, a multiple of heads: see SLOT_FRACTION)
     value_proj: bool = False  # project candidates into slot values (always when d_slot != d_model)
-    d_key: int = 32  # width of the competition keys/queries
-    heads: int = 4  # heads of the broadcast read (d_slot must divide by it)
-    temperature: float = 1.0  # τ of the competition softmax
+    d_key: Count = 32  # width of the competition keys/queries
+    heads: Count = 4  # heads of the broadcast read (d_slot must divide by it)
+    temperature: Positive = 1.0  # τ of the competition softmax
     salience_gain: float = 1.0  # γ: how much a salience signal raises its target's bid
     # candidate index or name, or "all" (the write gate); a list gives one target per salience edge
     salience_target: list[Target] | Target = "all"
     magnitude_gain: float = 1.0  # λ: bid raised by log rms of a candidate (louder signals bid higher)
     straight_through: bool = True  # losers' bids still get a gradient (their values never do)
-    max_candidates: int = 8  # size of the learned slot × candidate preference table
+    max_candidates: Count = 8  # size of the learned slot × candidate preference table
     forget_bias: float = 1.0
     input_bias: float = 0.0
-    chunk: int = DEFAULT_CHUNK  # chunk length of the parallel scan
+    chunk: Annotated[int, Range(ge=2)] = DEFAULT_CHUNK  # chunk length of the parallel scan
 
-    def __post_init__(self) -> None:
-        for name in ("slots", "top_k", "d_key", "heads", "max_candidates"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.d_slot is not None and (self.d_slot < 1 or self.d_slot % self.heads):
-            raise ValueError(f"d_slot must be a positive multiple of heads ({self.heads}), got {self.d_slot}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
-        if self.chunk < 2:
-            raise ValueError(f"chunk must be at least 2, got {self.chunk}")
-        targets = self.salience_target if isinstance(self.salience_target, list) else [self.salience_target]
-        for t in targets:
-            if isinstance(t, int) and t < 0:
-                raise ValueError(f"salience_target must be a candidate index ≥ 0, a candidate name or "
-                                 f"'all', got {t}")
+    def check(self) -> None:
+        if self.d_slot is not None and self.d_slot % self.heads:
+            raise FieldError("d_slot", f"must be a multiple of heads ({self.heads}), got {self.d_slot}")
 
 
 def salience_targets(params: WorkspaceParams, names: list[str | None], n_signals: int | None

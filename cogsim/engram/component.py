@@ -18,6 +18,7 @@ from cogsim.component import Component, Context, Port, Sizes
 from cogsim.engram.hashing import NgramHashMapping
 from cogsim.engram.layer import EngramFusion
 from cogsim.engram.exchange import sum_rows
+from cogsim.engram.node_shared import NodeSharedTable, node_ranks
 from cogsim.engram.prefetch import FetchedRows, RowPrefetcher
 from cogsim.engram.sharded import ShardedTable
 from cogsim.engram.sparse_optim import make_optimizer
@@ -122,6 +123,8 @@ class EngramComponent(Component):
         rows, seed = mapping.table_rows(p.layer_id), p.seed + 10007 * p.layer_id
         if p.placement == "sharded":
             self.table = ShardedTable(rows, self.head_dim, seed=seed, std=p.init_std, what="engram_vocab_size")
+        elif p.placement == "host" and node_ranks() > 1:
+            self.table = NodeSharedTable(rows, self.head_dim, seed=seed, std=p.init_std, what="engram_vocab_size")
         else:
             self.table = EngramTable(rows, self.head_dim, p.placement, seed=seed, std=p.init_std,
                                      path=p.mmap_path, what="engram_vocab_size")
@@ -275,9 +278,8 @@ class EngramComponent(Component):
             self.prefetcher.forget()
 
     def gather_rows_to_main(self) -> None:
-        if isinstance(self.table, ShardedTable):
-            self.prefetcher.forget()
-            self.table.gather_rows_to_main()
+        self.prefetcher.forget()
+        self.table.gather_rows_to_main()
 
     def set_storage_dir(self, path) -> None:
         """Directory (the run folder) for the mmap table when ``mmap_path`` is null or relative."""

@@ -13,9 +13,8 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 import torch
-from rich.table import Table
 
-from cogsim.commands.common import console
+from cogsim.commands.common import ReadableTable, console
 from cogsim.errors import CogsimError
 from cogsim.ablation import runner as ab
 
@@ -98,10 +97,10 @@ def _progress(quiet: bool) -> tuple[ab.SuiteProgress, Bar | None]:
     return ab.SuiteProgress(suite_start, run_start, run_step, run_done), bar
 
 
-def _table(summary: list[dict], variants: list[str], title: str) -> Table:
+def _table(summary: list[dict], variants: list[str], title: str) -> ReadableTable:
     metrics = list(dict.fromkeys(r["metric"] for r in summary))
     cells = {(r["variant"], r["metric"]): r for r in summary}
-    table = Table(title=title)
+    table = ReadableTable(title=title)
     table.add_column("variant")
     for m in metrics:
         table.add_column(f"{ab.LABELS.get(m, m)} {'↓' if cells[(variants[0], m)]['better'] == 'lower' else '↑'}",

@@ -8,9 +8,8 @@ import importlib.util
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from cogsim.commands.common import add_spec_arguments, console, human_count
+from cogsim.commands.common import ReadableTable, add_spec_arguments, console, human_count
 from cogsim.errors import CogsimError
 from cogsim.graph.build import build_plan
 from cogsim.graph.spec import read_spec
@@ -52,11 +51,28 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
 
 
 def _progress(quiet: bool) -> tuple[Progress, Bar | None]:
+    """A progress bar in a terminal; in a pipe or a log file (where a bar shows nothing until the end)
+    one line per ``train.log_every`` steps with the training loss."""
     if quiet:
         return Progress(), None
-    bar = Bar(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-              TimeRemainingColumn(), console=console(), transient=False)
+    con = console()
+
+    def on_eval(step, row):
+        score = (f"answer accuracy {row['task_accuracy']:.3f}" if "task_accuracy" in row
+                 else f"{row['val_bpb']:.4f} bits/byte")
+        con.print(f"step {step}: val loss {row['val_loss']:.4f}, {score}")
+
     task = {}
+    if not con.is_terminal:
+        def log_start(step, total):
+            task["total"] = total
+
+        def log_step(step, loss, tps):
+            con.print(f"step {step}/{task['total']}: train loss {loss:.4f}, {tps:,.0f} tok/s")
+
+        return Progress(log_start, log_step, on_eval), None
+    bar = Bar(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+              TimeRemainingColumn(), console=con, transient=False)
 
     def start(step, total):
         bar.start()
@@ -65,16 +81,11 @@ def _progress(quiet: bool) -> tuple[Progress, Bar | None]:
     def on_step(step, loss, tps):
         bar.update(task["id"], completed=step, info=f"loss {loss:.3f}  {tps:,.0f} tok/s")
 
-    def on_eval(step, row):
-        score = (f"answer accuracy {row['task_accuracy']:.3f}" if "task_accuracy" in row
-                 else f"{row['val_bpb']:.4f} bits/byte")
-        bar.console.print(f"step {step}: val loss {row['val_loss']:.4f}, {score}")
-
     return Progress(start, on_step, on_eval, bar.stop), bar
 
 
-def summary_table(summary: dict) -> Table:
-    table = Table(title=f"run summary: {summary['architecture']}", show_header=False)
+def summary_table(summary: dict) -> ReadableTable:
+    table = ReadableTable(title=f"run summary: {summary['architecture']}", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
     rows = [

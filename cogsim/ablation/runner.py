@@ -33,8 +33,8 @@ from cogsim.train.trainer import Progress, Trainer
 
 FULL, PLAIN, ENGRAM_MIN = "full", "plain", "engram_min"
 #: (metric, direction): +1 higher is better, −1 lower is better
-METRICS: tuple[tuple[str, int], ...] = (("val_bpb", -1), *((m, +1) for m in PROBE_METRICS))
-LABELS = {"val_bpb": "validation bits/byte", "recall": "fact recall (accuracy)",
+METRICS: tuple[tuple[str, int], ...] = (("val_bpb", -1), ("task_accuracy", +1), *((m, +1) for m in PROBE_METRICS))
+LABELS = {"val_bpb": "validation bits/byte", "task_accuracy": "synthetic task (answer accuracy)", "recall": "fact recall (accuracy)",
           "needle": "needle, multi-query (accuracy)", "vartrack": "variable tracking (accuracy)",
           "anomaly_lm": "anomaly AUC, LM surprisal", "anomaly_htm": "anomaly AUC, HTM signal"}
 
@@ -125,7 +125,8 @@ def finished_summary(run_dir: Path, spec: ArchSpec) -> dict | None:
     if summary.get("steps", 0) > spec.train.steps:
         raise CogsimError(f"{run_dir} was trained for {summary['steps']} steps, more than the {spec.train.steps} "
                           "asked; choose another --out or remove that folder")
-    if summary.get("steps") != spec.train.steps or (spec.data.probe_count > 0 and "probes" not in summary):
+    probes_due = spec.task is None and spec.data.probe_count > 0  # synthetic-task runs have no probes
+    if summary.get("steps") != spec.train.steps or (probes_due and "probes" not in summary):
         return None
     return summary
 
@@ -150,7 +151,8 @@ class SuiteProgress:
 def result_row(variant: str, seed: int, summary: dict) -> dict:
     row = {"variant": variant, "seed": seed, "run_dir": summary.get("run_dir", ""),
            "device": summary.get("device"), "parameters": summary.get("parameters"), "steps": summary.get("steps"),
-           "seconds": summary.get("seconds"), "val_loss": summary.get("val_loss"), "val_bpb": summary.get("val_bpb")}
+           "seconds": summary.get("seconds"), "val_loss": summary.get("val_loss"), "val_bpb": summary.get("val_bpb"),
+           "task_accuracy": summary.get("task_accuracy")}
     probes = summary.get("probes") or {}
     for metric in PROBE_METRICS:
         row[metric] = probes.get(metric)
@@ -264,7 +266,8 @@ def summarize(rows: list[dict], variants: list[str], metrics=METRICS, confidence
 
 
 SUMMARY_COLUMNS = ["variant", "metric", "better", "n", "mean", "std", "diff", "diff_std", "diff_n", "ci_low", "ci_high"]
-RUN_COLUMNS = ["variant", "seed", "steps", "parameters", "seconds", "val_loss", "val_bpb", *PROBE_METRICS, "run_dir"]
+RUN_COLUMNS = ["variant", "seed", "steps", "parameters", "seconds", "val_loss", "val_bpb", "task_accuracy",
+               *PROBE_METRICS, "run_dir"]
 
 
 def _cell(value) -> str:

@@ -164,3 +164,21 @@ edges: [tokens -> embed.ids, tokens -> htm.ids, htm.out -> block1.x, block1 -> h
     assert [v.name for v in ab.make_variants(arch, names=["full"])] == ["full"]
     with pytest.raises(CogsimError, match=r"variant plain: .*block1.*not connected.*leave it out with --variants"):
         ab.make_variants(arch)
+
+
+def test_ablate_a_synthetic_task_compares_answer_accuracy(write_arch, tmp_path, capsys):
+    arch = write_arch(ENGRAM_ONLY)
+    out = tmp_path / "abl"
+    args = ["ablate", str(arch), "--seeds", "2", "--variants", "plain", "--set", "data.task=count",
+            "--set", "data.span=12", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    runs = _rows(out / "runs.csv")
+    assert all(0 <= float(r["task_accuracy"]) <= 1 and r["val_bpb"] == "" for r in runs)
+    summary = {(r["variant"], r["metric"]): r for r in _rows(out / "ablation.csv")}
+    assert {m for _, m in summary} == {"task_accuracy"}
+    by = {(r["variant"], r["seed"]): float(r["task_accuracy"]) for r in runs}
+    diff = sum(by[("plain", s)] - by[("full", s)] for s in "01") / 2
+    assert float(summary[("plain", "task_accuracy")]["diff"]) == pytest.approx(diff, abs=1e-5)
+    before = (out / "runs.csv").read_text()
+    assert main(args) == 0  # finished task runs (no probes) are not trained again
+    assert (out / "runs.csv").read_text() == before

@@ -139,7 +139,8 @@ class EngramComponent(Component):
             self.set_token_compression(CompressedTokenizer(tokenizer).lookup_table)
 
     def attach_run_dir(self, path) -> None:
-        self.set_storage_dir(path)
+        """The run folder holds the mmap table when ``mmap_path`` is null or relative."""
+        self.table.set_storage_dir(path)
 
     def set_token_compression(self, lookup_table: np.ndarray) -> None:
         """Use a tokenizer's compression (``CompressedTokenizer.lookup_table``: old id → new id,
@@ -248,10 +249,6 @@ class EngramComponent(Component):
         self.prefetcher.refresh(self.table.apply_gradients(rows, grad, self.optimizer,
                                                            lr * self.params.lr_multiplier))
 
-    def sparse_zero_grad(self) -> None:
-        """Drop row gradients collected since the last step (e.g. a skipped step)."""
-        self._grads.clear()
-
     def sparse_state_dict(self) -> dict[str, torch.Tensor]:
         return self.table.sparse_state_dict()
 
@@ -275,10 +272,6 @@ class EngramComponent(Component):
     def gather_rows_to_main(self) -> None:
         self.prefetcher.forget()
         self.table.gather_rows_to_main()
-
-    def set_storage_dir(self, path) -> None:
-        """Directory (the run folder) for the mmap table when ``mmap_path`` is null or relative."""
-        self.table.set_storage_dir(path)
 
     def close(self) -> None:
         """Stop the prefetch thread and flush/unmap an mmap table."""

@@ -3,6 +3,7 @@ line of the field the user wrote."""
 from __future__ import annotations
 
 import math
+import pickle
 from dataclasses import dataclass
 
 import pytest
@@ -61,6 +62,16 @@ def test_a_checked_record_rejects_a_bound_then_a_rule_joining_fields():
         Pair(3, 2.0)
 
 
+def test_a_field_error_survives_pickling_with_its_field():
+    from cogsim.engram.hashing import EngramConfigError
+    from cogsim.errors import CogsimError
+
+    for error in (FieldError("low", "must be ≥ 1, got 0"), EngramConfigError("pad_id", "must be in [0, 5), got 9")):
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error) and back.field == error.field and str(back) == str(error)
+    assert isinstance(back, CogsimError)
+
+
 RECORDS = ([registry.get(name).Params for name in sorted(BUILTINS)] + [t.Params for t in TASKS.values()]
            + [ModelSettings, TrainSettings, DataSettings, DetectorConfig])
 
@@ -87,6 +98,8 @@ HEADER = "model:\n  d_model: 32\n  n_heads: 2\n  seq_len: 16\n  vocab_size: 300\
      "node 'e': parameter 'engram_vocab_size': every item must be ≥ 2, got 1"),
     (HEADER + "nodes:\n  h:\n    type: htm\n    min_threshold: 9\n", 9,
      "node 'h': parameter 'min_threshold': must be ≤ activation_threshold (8), got 9"),
+    (HEADER + "nodes:\n  e:\n    type: engram\n    branches: 3\n", 9,
+     "node 'e': parameter 'branches': d_model 32 is not divisible by 3 branches"),
     (HEADER + "data:\n  task: mqar\n  pairs: 3\n  gap: 0\n", 9,
      "data (task mqar): parameter 'gap': must be ≥ 1, got 0"),
     (HEADER + "data:\n  task: mqar\n  seq_len: 8\n", 8,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 
-from cogsim.commands.common import ReadableTable, add_spec_arguments, console, human_count
+from cogsim.commands.common import ReadableTable, add_spec_arguments, console, human_count, to_terminal
 from cogsim.errors import CogsimError
 from cogsim.graph.build import build_plan
 from cogsim.graph.spec import read_spec
@@ -69,7 +69,7 @@ def _progress(quiet: bool) -> tuple[Progress, Bar | None]:
         con.print(f"step {step}: val loss {row['val_loss']:.4f}, {score}")
 
     task = {}
-    if not con.is_terminal:
+    if not to_terminal():
         def log_start(step, total):
             task["total"] = total
 

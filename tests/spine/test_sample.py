@@ -2,6 +2,8 @@
 distribution; greedy decoding follows the model's argmax, a seed fixes the draws."""
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 
@@ -75,3 +77,17 @@ def test_errors_are_one_line(args, message, run_dir, tmp_path, monkeypatch, caps
     argv = ["sample", *(str(run_dir) if a is None else a for a in args)]
     assert main(argv) == 2
     assert capsys.readouterr().err == f"cogsim sample: error: {message}\n"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "tokenizer.json").unlink(), "tokenizer.json: missing (the run's tokenizer)"),
+    (lambda d: (d / "tokenizer.json").write_bytes(b"\x00\x01\x02"), "tokenizer.json: unreadable tokenizer ("),
+    (lambda d: (d / "checkpoint" / "model.safetensors").write_bytes(b"garbage"), "checkpoint: unreadable checkpoint ("),
+])
+def test_a_damaged_run_folder_is_one_line(damage, message, run_dir, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    damage(copy)
+    assert main(["sample", str(copy), "--tokens", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{copy}/{message}" in err

@@ -9,33 +9,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cogsim.bounds import Annotated, Checked, Count, FieldError, Positive, Range
 from cogsim.component import Component, Port, Sizes
+from cogsim.settings import Window
+
+Dropout = Annotated[float, Range(ge=0, lt=1)]
 
 
-def _positive(**fields: float) -> None:
-    for name, value in fields.items():
-        if value is not None and value <= 0:
-            raise ValueError(f"{name} must be > 0, got {value}")
-
-
-def _window(window: int | None) -> None:
-    if window is not None and window < 0:
-        raise ValueError(f"window must be ≥ 0 (0: full attention), got {window}")
-
-
-def _fraction(**fields: float) -> None:
-    for name, value in fields.items():
-        if not 0.0 <= value < 1.0:
-            raise ValueError(f"{name} must be in [0, 1), got {value}")
+def _split_heads(d_model: int, n_heads: int) -> None:
+    if d_model % n_heads or (d_model // n_heads) % 2:
+        raise FieldError("n_heads", f"d_model {d_model} must split into {n_heads} heads of even size")
 
 
 # ---- token embedding -------------------------------------------------------------------------
 @dataclass
-class EmbeddingParams:
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        _fraction(dropout=self.dropout)
+class EmbeddingParams(Checked):
+    dropout: Dropout = 0.0
 
 
 class TokenEmbedding(Component):
@@ -62,16 +51,11 @@ class TokenEmbedding(Component):
 
 # ---- attention ---------------------------------------------------------------------------------
 @dataclass
-class AttentionParams:
-    n_heads: int | None = None  # default: the model's n_heads
-    dropout: float = 0.0
-    rope_base: float = 10000.0
-    window: int | None = None  # positions each token sees, itself included; None: model.window; 0: all
-
-    def __post_init__(self) -> None:
-        _positive(n_heads=self.n_heads, rope_base=self.rope_base)
-        _fraction(dropout=self.dropout)
-        _window(self.window)
+class AttentionParams(Checked):
+    n_heads: Count | None = None  # default: the model's n_heads
+    dropout: Dropout = 0.0
+    rope_base: Positive = 10000.0
+    window: Window | None = None  # positions each token sees, itself included; None: model.window; 0: all
 
 
 def rotary(x: torch.Tensor, base: float) -> torch.Tensor:
@@ -100,11 +84,14 @@ class Attention(Component):
     Params = AttentionParams
     description = "causal self-attention (pre-norm, rotary)"
 
+    @classmethod
+    def check_plan(cls, name, plan):
+        _split_heads(plan.sizes.d_model, plan.nodes[name].params.n_heads or plan.sizes.n_heads)
+
     def __init__(self, params: AttentionParams, sizes: Sizes) -> None:
         super().__init__(params, sizes)
         d, self.n_heads = sizes.d_model, params.n_heads or sizes.n_heads
-        if d % self.n_heads or (d // self.n_heads) % 2:
-            raise ValueError(f"n_heads: d_model {d} must split into {self.n_heads} heads of even size")
+        _split_heads(d, self.n_heads)
         self.norm = nn.RMSNorm(d)
         self.qkv = nn.Linear(d, 3 * d, bias=False)
         self.proj = nn.Linear(d, d, bias=False)
@@ -128,13 +115,9 @@ class Attention(Component):
 
 # ---- feed-forward ----------------------------------------------------------------------------
 @dataclass
-class FeedForwardParams:
-    hidden: int | None = None  # default: 8/3 · d_model rounded up to a multiple of 32
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        _positive(hidden=self.hidden)
-        _fraction(dropout=self.dropout)
+class FeedForwardParams(Checked):
+    hidden: Count | None = None  # default: 8/3 · d_model rounded up to a multiple of 32
+    dropout: Dropout = 0.0
 
 
 class FeedForward(Component):
@@ -160,16 +143,11 @@ class FeedForward(Component):
 
 # ---- transformer block -----------------------------------------------------------------------
 @dataclass
-class BlockParams:
-    n_heads: int | None = None
-    ffn_hidden: int | None = None
-    dropout: float = 0.0
-    window: int | None = None  # attention window (see AttentionParams); None: model.window
-
-    def __post_init__(self) -> None:
-        _positive(n_heads=self.n_heads, ffn_hidden=self.ffn_hidden)
-        _fraction(dropout=self.dropout)
-        _window(self.window)
+class BlockParams(Checked):
+    n_heads: Count | None = None
+    ffn_hidden: Count | None = None
+    dropout: Dropout = 0.0
+    window: Window | None = None  # attention window (see AttentionParams); None: model.window
 
 
 class Block(Component):
@@ -178,6 +156,7 @@ class Block(Component):
     type_name = "block"
     Params = BlockParams
     description = "transformer block: attention + SwiGLU"
+    check_plan = Attention.check_plan  # the same heads
 
     def __init__(self, params: BlockParams, sizes: Sizes) -> None:
         super().__init__(params, sizes)
@@ -193,12 +172,9 @@ class Block(Component):
 
 # ---- linear projection -----------------------------------------------------------------------
 @dataclass
-class LinearParams:
-    d_out: int | None = None  # default: d_model
+class LinearParams(Checked):
+    d_out: Count | None = None  # default: d_model
     bias: bool = False
-
-    def __post_init__(self) -> None:
-        _positive(d_out=self.d_out)
 
 
 class Linear(Component):
@@ -223,7 +199,7 @@ class Linear(Component):
 
 # ---- LM head ---------------------------------------------------------------------------------
 @dataclass
-class LMHeadParams:
+class LMHeadParams(Checked):
     tie: bool = True  # share the weight of the graph's embedding node
 
 

@@ -73,8 +73,8 @@ class Component(nn.Module):
     """Base class of graph nodes.
 
     Subclasses set ``type_name`` and ``Params`` (a dataclass whose annotated fields are the YAML
-    parameters; fields without defaults are required; ``__post_init__`` may raise ``ValueError`` to
-    reject a value), implement :meth:`ports` and :meth:`forward`.
+    parameters; fields without defaults are required; bounds sit on the fields, see
+    :mod:`cogsim.bounds`), implement :meth:`ports` and :meth:`forward`.
 
     When ``residual`` is true the main output is a delta: the model adds it to the main input and
     publishes both the sum (port ``out``) and the delta (port ``delta``).

@@ -13,6 +13,7 @@ from torch import nn
 
 from cogsim.component import Component, Context
 from cogsim.graph.build import Plan
+from cogsim.graph.params import spec_error
 from cogsim.graph.spec import SOURCE
 from cogsim.trace import Recorder
 
@@ -28,9 +29,7 @@ class CognitiveModel(nn.Module):
             try:
                 self.nodes[name] = info.cls(info.params, plan.sizes)
             except ValueError as e:
-                from cogsim.errors import SpecError
-
-                raise SpecError(str(e), plan.spec.file, info.line, f"node '{name}'") from None
+                raise spec_error(e, plan.spec.nodes[name].params, plan.spec.file, info.line, f"node '{name}'") from None
         for name, comp in self.nodes.items():
             comp.bind(name, plan, self.nodes)
         self._recorder: Recorder | None = None

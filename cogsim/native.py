@@ -134,11 +134,13 @@ class NativeLibrary:
     built on first use with ``defines`` as ``-D`` flags. ``declare(lib)`` sets ctypes signatures
     after loading and may raise ``RuntimeError`` to reject the library (e.g. a stale ABI)."""
 
-    def __init__(self, name: str, package: str, source: str, switch: str, declare: Callable[[ctypes.CDLL], None],
+    def __init__(self, name: str, package: str, source: str, switch: str | tuple[str, ...],
+                 declare: Callable[[ctypes.CDLL], None],
                  defines: dict[str, int] | None = None, headers: tuple[str, ...] = (),
                  cflags: list[str] | None = None) -> None:
         self.name, self.package, self.source, self.headers = name, package, source, tuple(headers)
-        self.switch, self.declare = switch, declare
+        self.switches = (switch,) if isinstance(switch, str) else tuple(switch)
+        self.declare = declare
         self.defines = dict(defines or {})
         self.cflags = list(cflags or EXACT_CFLAGS)
         self._lock = threading.Lock()
@@ -198,8 +200,8 @@ class NativeLibrary:
                 return self._state["lib"]  # type: ignore[return-value]
             lib = None
             compiler, reason = find_compiler()
-            if os.environ.get(self.switch, "1") == "0":
-                reason = f"disabled by {self.switch}=0"
+            if self._disabled():
+                reason = self._disabled()
             elif compiler is None:
                 _warn_no_compiler(reason)
             else:
@@ -217,12 +219,16 @@ class NativeLibrary:
         return "native kernels: available" if self.get() is not None else \
             f"native kernels: off ({self._state['reason']})"
 
+    def _disabled(self) -> str:
+        """Why a switch variable turns this library off, or ``""``."""
+        return next((f"disabled by {v}=0" for v in self.switches if os.environ.get(v, "1") == "0"), "")
+
     def state(self) -> str:
         """``on`` (loaded), ``off (why)``, or ``ready`` (not loaded yet, a compiler is there); builds nothing."""
         if "lib" in self._state:
             return "on" if self._state["lib"] is not None else f"off ({self._state['reason']})"
-        if os.environ.get(self.switch, "1") == "0":
-            return f"off (disabled by {self.switch}=0)"
+        if self._disabled():
+            return f"off ({self._disabled()})"
         compiler, reason = find_compiler()
         return f"off ({reason})" if compiler is None else "ready"
 

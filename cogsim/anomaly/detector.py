@@ -1,8 +1,8 @@
-"""The classic HTM anomaly detector for time series, every series a stream of one batched SP + TM.
+"""The classic HTM anomaly detector for time series, every series its own stream of SP + TM.
 
 Encoders → spatial pooler → temporal memory → anomaly likelihood, with NuPIC's NAB detector
 settings as defaults (:class:`DetectorConfig`; the settings and where they differ from NuPIC's are in
-docs/design.md §5.2.5). All series run together, row t of every series one step of the batch.
+docs/design.md §5.2.5). Series run in batches of similar length on worker threads (§5.2.5).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from cogsim.bounds import Annotated, Checked, Count, FieldError, Positive, Range
 from cogsim.htm.encoders import RDSE, DateEncoder
 from cogsim.anomaly.likelihood import likelihood_series, log_likelihood
 
@@ -22,7 +23,7 @@ ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
-class DetectorConfig:
+class DetectorConfig(Checked):
     """Every knob of the pipeline; defaults are NuPIC's NAB detector (docs/design.md §5.2.5).
 
     Temporal memory: NuPIC's backtracking TM (:mod:`cogsim.htm.backtracking_tm`) with NuPIC's
@@ -36,10 +37,10 @@ class DetectorConfig:
     """
 
     # Value encoder (RDSE); resolution = max(min_resolution, padded range / num_buckets).
-    rdse_size: int = 400
-    rdse_active_bits: int = 21
-    num_buckets: float = 130.0
-    min_resolution: float = 0.001
+    rdse_size: Count = 400
+    rdse_active_bits: Count = 21
+    num_buckets: Positive = 130.0
+    min_resolution: Positive = 0.001
     range_padding: float = 0.2
     rdse_seed: int = 42
     # Date encoder: (active bits, radius) or None.
@@ -47,8 +48,8 @@ class DetectorConfig:
     day_of_week: tuple[int, float] | None = None
     weekend: int | None = None
     # Spatial pooler.
-    columns: int = 2048
-    active_columns: int = 40
+    columns: Count = 2048
+    active_columns: Count = 40
     potential_pct: float = 0.8
     syn_perm_connected: float = 0.2
     syn_perm_active_inc: float = 0.003
@@ -58,7 +59,7 @@ class DetectorConfig:
     # Temporal memory: "backtracking" (NuPIC's, :mod:`cogsim.htm.backtracking_tm`) or "plain"
     # (htm.core's, :mod:`cogsim.htm.temporal_memory`).
     temporal_memory: str = "backtracking"
-    cells_per_column: int = 32
+    cells_per_column: Count = 32
     activation_threshold: int = 13
     min_threshold: int = 10
     initial_permanence: float = 0.21
@@ -67,38 +68,29 @@ class DetectorConfig:
     permanence_increment: float = 0.1
     permanence_decrement: float = 0.1
     predicted_segment_decrement: float = 0.0
-    max_segments_per_cell: int = 128
-    max_synapses_per_segment: int = 32
+    max_segments_per_cell: Count = 128
+    max_synapses_per_segment: Count = 32
     tm_seed: int = 1960
     # Backtracking TM only (NuPIC's names: pamLength, maxInfBacktrack, maxLrnBacktrack, maxSeqLength).
-    pam_length: int = 3
-    max_inf_backtrack: int = 10
-    max_lrn_backtrack: int = 5
-    max_seq_length: int = 32
+    pam_length: Count = 3
+    max_inf_backtrack: Annotated[int, Range(ge=0)] = 10
+    max_lrn_backtrack: Annotated[int, Range(ge=0)] = 5
+    max_seq_length: Annotated[int, Range(ge=0, note="0: no limit")] = 32
     # Scoring.
-    probation_percent: float = 0.15
+    probation_percent: Annotated[float, Range(gt=0, lt=1)] = 0.15
     max_probation_rows: int = 750
     use_likelihood: bool = True
-    reestimation_period: int = 100
-    historic_window_size: int = 8640
+    reestimation_period: Count = 100
+    historic_window_size: Count = 8640
     symmetric_tail: bool = False  # later NuPIC: unusually low raw averages also count as unlikely
     spatial_anomaly: bool = True
     spatial_tolerance: float = 0.05
     # Rows encoded at once (memory vs. overhead).
-    chunk_rows: int = 512
+    chunk_rows: Count = 512
 
-    def __post_init__(self):
-        for name in ("rdse_size", "rdse_active_bits", "columns", "active_columns", "cells_per_column",
-                     "max_segments_per_cell", "max_synapses_per_segment", "chunk_rows", "reestimation_period",
-                     "historic_window_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be ≥ 1, got {getattr(self, name)}")
+    def check(self) -> None:
         if self.temporal_memory not in ("backtracking", "plain"):
-            raise ValueError(f"temporal_memory: must be 'backtracking' or 'plain', got {self.temporal_memory!r}")
-        if not 0 < self.probation_percent < 1:
-            raise ValueError(f"probation_percent: must be in (0, 1), got {self.probation_percent}")
-        if self.num_buckets <= 0 or self.min_resolution <= 0:
-            raise ValueError("num_buckets: num_buckets and min_resolution must be > 0")
+            raise FieldError("temporal_memory", f"must be 'backtracking' or 'plain', got {self.temporal_memory!r}")
 
     @classmethod
     def option_names(cls) -> list[str]:

@@ -13,10 +13,12 @@ from typing import Literal
 import numpy as np
 import torch
 
+from cogsim.bounds import Annotated, Checked, Count, FieldError, Positive, Range
 from cogsim.component import Component, Context, Port, Sizes
-from cogsim.engram.hashing import NgramHashMapping
+from cogsim.engram.hashing import EngramConfigError, NgramHashMapping
 from cogsim.engram.layer import EngramFusion
 from cogsim.engram.exchange import sum_rows
+from cogsim.engram.node_shared import NodeSharedTable, node_ranks
 from cogsim.engram.prefetch import FetchedRows, RowPrefetcher
 from cogsim.engram.sharded import ShardedTable
 from cogsim.engram.sparse_optim import make_optimizer
@@ -24,63 +26,42 @@ from cogsim.engram.tables import EngramTable
 from cogsim.errors import CogsimError
 
 
-class EngramConfigError(CogsimError, ValueError):
-    """A parameter that does not fit the model's sizes (also a ValueError, so a model building its
-    nodes reports it at the node's file and line)."""
-
-
 @dataclass
-class EngramParams:
+class EngramParams(Checked):
     """YAML parameters of an ``engram`` node (defaults fit a small CPU model, d_model ~256)."""
 
-    max_ngram_size: int = 3  # n-gram orders 2..N
-    n_head_per_ngram: int = 4  # hash heads per order
-    n_embed_per_ngram: int = 256  # memory width per order (head dim = this / heads)
-    engram_vocab_size: list[int] | None = None  # rows per head, per order; null: 5 × vocab_size
-    layer_id: int = 1  # Engram layer id (seeds the hash); 1 = the paper's "layer 2"
+    max_ngram_size: Annotated[int, Range(ge=2)] = 3  # n-gram orders 2..N
+    n_head_per_ngram: Count = 4  # hash heads per order
+    n_embed_per_ngram: Count = 256  # memory width per order (head dim = this / heads)
+    # rows per head, per order; null: 5 × vocab_size
+    engram_vocab_size: list[Annotated[int, Range(ge=2)]] | None = None
+    layer_id: Annotated[int, Range(ge=0)] = 1  # Engram layer id (seeds the hash); 1 = the paper's "layer 2"
     layer_ids: list[int] | None = None  # all Engram layer ids of the model (prime search order)
     seed: int = 0
     pad_id: int = 0  # tokenizer id used before the sequence start (compressed before hashing)
-    branches: int = 1  # gate branches: d_model split into this many groups
-    kernel_size: int = 4  # short conv kernel (dilation = max_ngram_size)
+    branches: Count = 1  # gate branches: d_model split into this many groups
+    kernel_size: Count = 4  # short conv kernel (dilation = max_ngram_size)
     gate: bool = True  # false: every gate is 1 (ablation)
     conv: bool = True  # false: no short conv (ablation)
     compression: bool = True  # false: hash raw token ids (ablation)
     placement: Literal["device", "host", "mmap", "sharded"] = "device"
     mmap_path: str | None = None  # null: <storage dir>/engram_table.f32, or a temporary file
     optimizer: Literal["adam", "adagrad"] = "adam"  # row-wise, see cogsim.engram.sparse_optim
-    lr_multiplier: float = 5.0
-    beta2: float = 0.999
-    eps: float = 1e-8
-    init_std: float = 1.0  # rows start N(0, init_std²), like nn.Embedding
+    lr_multiplier: Positive = 5.0
+    beta2: Annotated[float, Range(ge=0, lt=1)] = 0.999
+    eps: Positive = 1e-8
+    init_std: Positive = 1.0  # rows start N(0, init_std²), like nn.Embedding
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
         n = self.max_ngram_size
-        if n < 2:
-            raise ValueError(f"max_ngram_size: must be >= 2, got {n}")
-        if self.n_head_per_ngram < 1:
-            raise ValueError(f"n_head_per_ngram: must be >= 1, got {self.n_head_per_ngram}")
-        if self.n_embed_per_ngram < 1 or self.n_embed_per_ngram % self.n_head_per_ngram:
-            raise ValueError(f"n_embed_per_ngram: must be a positive multiple of n_head_per_ngram "
+        if self.n_embed_per_ngram % self.n_head_per_ngram:
+            raise FieldError("n_embed_per_ngram", f"must be a multiple of n_head_per_ngram "
                              f"({self.n_head_per_ngram}), got {self.n_embed_per_ngram}")
-        if self.engram_vocab_size is not None:
-            if len(self.engram_vocab_size) != n - 1:
-                raise ValueError(f"engram_vocab_size: needs one size per n-gram order 2..{n} ({n - 1} "
-                                 f"values), got {len(self.engram_vocab_size)}")
-            if min(self.engram_vocab_size) < 2:
-                raise ValueError(f"engram_vocab_size: sizes must be >= 2, got {self.engram_vocab_size}")
+        if self.engram_vocab_size is not None and len(self.engram_vocab_size) != n - 1:
+            raise FieldError("engram_vocab_size", f"needs one size per n-gram order 2..{n} ({n - 1} values), "
+                             f"got {len(self.engram_vocab_size)}")
         if self.layer_ids is not None and self.layer_id not in self.layer_ids:
-            raise ValueError(f"layer_ids: must contain layer_id {self.layer_id}, got {self.layer_ids}")
-        if self.layer_id < 0:
-            raise ValueError(f"layer_id: must be >= 0, got {self.layer_id}")
-        for name in ("branches", "kernel_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        for name in ("lr_multiplier", "eps", "init_std"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
-        if not 0 <= self.beta2 < 1:
-            raise ValueError(f"beta2: must be in [0, 1), got {self.beta2}")
+            raise FieldError("layer_ids", f"must contain layer_id {self.layer_id}, got {self.layer_ids}")
 
 
 class _GatherRows(torch.autograd.Function):
@@ -119,9 +100,9 @@ class EngramComponent(Component):
         super().__init__(params, sizes)
         p = params
         if sizes.d_model % p.branches:
-            raise EngramConfigError(f"branches: d_model {sizes.d_model} is not divisible by {p.branches} branches")
+            raise EngramConfigError("branches", f"d_model {sizes.d_model} is not divisible by {p.branches} branches")
         if not 0 <= p.pad_id < sizes.vocab_size:
-            raise EngramConfigError(f"pad_id: must be a token id in [0, {sizes.vocab_size}), got {p.pad_id}")
+            raise EngramConfigError("pad_id", f"must be a token id in [0, {sizes.vocab_size}), got {p.pad_id}")
         self.n = p.max_ngram_size
         self.head_dim = p.n_embed_per_ngram // p.n_head_per_ngram
         self.engram_vocab_size = list(p.engram_vocab_size or [5 * sizes.vocab_size] * (self.n - 1))
@@ -137,6 +118,8 @@ class EngramComponent(Component):
         rows, seed = mapping.table_rows(p.layer_id), p.seed + 10007 * p.layer_id
         if p.placement == "sharded":
             self.table = ShardedTable(rows, self.head_dim, seed=seed, std=p.init_std, what="engram_vocab_size")
+        elif p.placement == "host" and node_ranks() > 1:
+            self.table = NodeSharedTable(rows, self.head_dim, seed=seed, std=p.init_std, what="engram_vocab_size")
         else:
             self.table = EngramTable(rows, self.head_dim, p.placement, seed=seed, std=p.init_std,
                                      path=p.mmap_path, what="engram_vocab_size")
@@ -156,7 +139,8 @@ class EngramComponent(Component):
             self.set_token_compression(CompressedTokenizer(tokenizer).lookup_table)
 
     def attach_run_dir(self, path) -> None:
-        self.set_storage_dir(path)
+        """The run folder holds the mmap table when ``mmap_path`` is null or relative."""
+        self.table.set_storage_dir(path)
 
     def set_token_compression(self, lookup_table: np.ndarray) -> None:
         """Use a tokenizer's compression (``CompressedTokenizer.lookup_table``: old id → new id,
@@ -265,10 +249,6 @@ class EngramComponent(Component):
         self.prefetcher.refresh(self.table.apply_gradients(rows, grad, self.optimizer,
                                                            lr * self.params.lr_multiplier))
 
-    def sparse_zero_grad(self) -> None:
-        """Drop row gradients collected since the last step (e.g. a skipped step)."""
-        self._grads.clear()
-
     def sparse_state_dict(self) -> dict[str, torch.Tensor]:
         return self.table.sparse_state_dict()
 
@@ -290,13 +270,8 @@ class EngramComponent(Component):
             self.prefetcher.forget()
 
     def gather_rows_to_main(self) -> None:
-        if isinstance(self.table, ShardedTable):
-            self.prefetcher.forget()
-            self.table.gather_rows_to_main()
-
-    def set_storage_dir(self, path) -> None:
-        """Directory (the run folder) for the mmap table when ``mmap_path`` is null or relative."""
-        self.table.set_storage_dir(path)
+        self.prefetcher.forget()
+        self.table.gather_rows_to_main()
 
     def close(self) -> None:
         """Stop the prefetch thread and flush/unmap an mmap table."""

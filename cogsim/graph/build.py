@@ -15,7 +15,7 @@ import networkx as nx
 
 from cogsim.component import Component, Port, Sizes
 from cogsim.errors import SpecError
-from cogsim.graph.params import build_params
+from cogsim.graph.params import build_params, spec_error
 from cogsim.graph.spec import SOURCE, ArchSpec, EdgeSpec
 from cogsim.graph.yamlio import line_of
 from cogsim.registry import Registry, registry as default_registry
@@ -80,7 +80,7 @@ def _node_info(spec: ArchSpec, name: str, sizes: Sizes, reg: Registry) -> NodeIn
     try:
         inputs, outputs = cls.ports(params, sizes)
     except ValueError as e:
-        raise SpecError(str(e), file, node.line, where) from None
+        raise spec_error(e, node.params, file, node.line, where) from None
     outputs = dict(outputs)
     if cls.residual and cls.main_output in outputs:
         outputs.setdefault("delta", outputs[cls.main_output])
@@ -212,5 +212,5 @@ def build_plan(spec: ArchSpec, vocab_size: int | None = None, reg: Registry | No
         try:
             info.cls.check_plan(name, plan)
         except ValueError as e:
-            raise SpecError(str(e), file, info.line, f"node '{name}'") from None
+            raise spec_error(e, spec.nodes[name].params, file, info.line, f"node '{name}'") from None
     return plan

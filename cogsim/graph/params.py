@@ -1,8 +1,9 @@
 """Typed parameter records from YAML mappings: unknown, missing and mistyped fields are errors.
 
 A component's ``Params`` is a dataclass. Supported annotations: ``int``, ``float``, ``bool``, ``str``,
-``Literal[...]``, ``X | None``, ``list[X]``, ``tuple[X, ...]`` and ``dict[str, X]``. ``__post_init__``
-may raise ``ValueError`` to reject a value (range checks); the message is shown to the user.
+``Literal[...]``, ``X | None``, ``list[X]``, ``tuple[X, ...]`` and ``dict[str, X]``, each may carry
+bounds (``Annotated[int, Range(ge=1)]``, :mod:`cogsim.bounds`). A rejected value is reported at the
+line of the field it names (:func:`spec_error`).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import difflib
 import types
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from cogsim.bounds import FieldError
 from cogsim.errors import SpecError
 from cogsim.graph.yamlio import line_of
 
@@ -111,8 +113,16 @@ def build_params(cls: type, mapping: dict, *, file: str | None, where: str, line
     try:
         return cls(**kwargs)
     except ValueError as e:
-        bad = next((k for k in kwargs if f"'{k}'" in str(e) or str(e).startswith(k)), None)
-        raise SpecError(str(e), file, line_of(mapping, bad, line) if bad else line, where) from None
+        raise spec_error(e, mapping, file, line, where) from None
+
+
+def spec_error(error: ValueError, mapping: dict, file: str | None, line: int | None, where: str) -> SpecError:
+    """The one-line error for a value a record rejected: at the line of the field a
+    :class:`~cogsim.bounds.FieldError` names (``line`` when the file does not give that field)."""
+    if isinstance(error, FieldError):
+        return SpecError(f"parameter {error.field!r}: {error.message}", file, line_of(mapping, error.field, line),
+                         where)
+    return SpecError(str(error), file, line, where)
 
 
 def params_to_dict(params: Any) -> dict:
@@ -120,4 +130,4 @@ def params_to_dict(params: Any) -> dict:
     return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else {}
 
 
-__all__ = ["build_params", "coerce", "params_to_dict"]
+__all__ = ["build_params", "coerce", "params_to_dict", "spec_error"]

@@ -3,7 +3,8 @@
 Token codes feed a temporal memory that reads the rows position by position and learns online
 (Hebbian, no gradients); it outputs a projected prediction of the next token (``out``) and the raw
 anomaly of each token (``anomaly``, a signal for a workspace's salience). Causal: position t uses
-tokens ≤ t only.
+tokens ≤ t only. One stream per row of the default batch; synapses connected at birth, so a passage
+read once is predicted the second time (docs/design.md §5.2.4).
 Under data parallel each rank reads its block of the global batch, global row g into stream g;
 checkpoints take every stream from the rank that reads it (:meth:`HTMComponent.merge_rank_states`).
 """
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cogsim.bounds import Annotated, Checked, Count, FieldError, Range, Unit
 from cogsim.component import Component, Context, Port, Sizes
 from cogsim.errors import CogsimError
 from cogsim.htm.temporal_memory import TemporalMemory, intra_op_threads
@@ -23,23 +25,23 @@ from cogsim.htm.token_encoder import TokenEncoder
 
 
 @dataclass
-class HTMParams:
+class HTMParams(Checked):
     """YAML parameters of an ``htm`` node."""
 
-    columns: int = 1024
-    cells_per_column: int = 8
-    active_columns: int = 16  # columns of one token's code
+    columns: Count = 1024
+    cells_per_column: Count = 8
+    active_columns: Count = 16  # columns of one token's code
     activation_threshold: int = 8
-    min_threshold: int = 6
+    min_threshold: Annotated[int, Range(ge=0)] = 6
     max_new_synapse_count: int = 12
-    initial_permanence: float = 0.21
-    connected_permanence: float = 0.5
-    permanence_increment: float = 0.1
-    permanence_decrement: float = 0.1
-    predicted_segment_decrement: float = 0.0
-    max_segments_per_cell: int = 8
-    max_synapses_per_segment: int = 24
-    streams: int = 16  # independent memories; row b uses stream b (rows beyond: chunks)
+    initial_permanence: Unit = 0.21
+    connected_permanence: Unit = 0.2  # ≤ initial: connected at birth (one reading is remembered)
+    permanence_increment: Unit = 0.1
+    permanence_decrement: Unit = 0.1
+    predicted_segment_decrement: Unit = 0.0
+    max_segments_per_cell: Count = 8
+    max_synapses_per_segment: Count = 24
+    streams: Count = 8  # independent memories, one per row: match train.batch_size (rows beyond: chunks)
     learn: Literal["train", "always", "never"] = "train"
     readout: Literal["predicted_columns", "predictive_cells"] = "predicted_columns"
     seed: int = 0
@@ -47,25 +49,17 @@ class HTMParams:
     # htmcore: htm.core's C++ TM (if installed; not checkpointed)
     backend: Literal["torch", "htmcore"] = "torch"
 
-    def __post_init__(self) -> None:
-        for name in ("columns", "cells_per_column", "active_columns", "max_segments_per_cell",
-                     "max_synapses_per_segment", "streams"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+    def check(self) -> None:
         if self.active_columns > self.columns:
-            raise ValueError(f"active_columns must be ≤ columns ({self.columns}), got {self.active_columns}")
-        if not 0 <= self.min_threshold <= self.activation_threshold:
-            raise ValueError(f"min_threshold must be in [0, activation_threshold={self.activation_threshold}], "
+            raise FieldError("active_columns", f"must be ≤ columns ({self.columns}), got {self.active_columns}")
+        if self.min_threshold > self.activation_threshold:
+            raise FieldError("min_threshold", f"must be ≤ activation_threshold ({self.activation_threshold}), "
                              f"got {self.min_threshold}")
-        for name in ("initial_permanence", "connected_permanence", "permanence_increment",
-                     "permanence_decrement", "predicted_segment_decrement"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.backend == "htmcore":
             from cogsim.htm.backend_htmcore import available
 
             if not available():
-                raise ValueError("backend: 'htmcore' needs htm.core's Python bindings (htm.bindings), "
+                raise FieldError("backend", "'htmcore' needs htm.core's Python bindings (htm.bindings), "
                                  "which are not installed; use backend: torch")
 
 

@@ -56,38 +56,26 @@ static inline void prefetch_row(float *p, int64_t n) {
 static void die_oom(void) { fputs("cogsim htm native sp: out of memory\n", stderr); abort(); }
 static void *xmalloc(size_t n) { void *p = malloc(n ? n : 1); if (!p) die_oom(); return p; }
 
-/* the k-th largest (1-based) of v[0..n) (reorders v) */
-static uint64_t kth_largest_u64(uint64_t *v, int64_t n, int64_t k) {
-  int64_t lo = 0, hi = n - 1, want = k - 1;
-  while (lo < hi) {
-    uint64_t a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi];
-    uint64_t piv = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
-    int64_t i = lo, j = hi;
-    while (i <= j) {
-      while (v[i] > piv) ++i;
-      while (v[j] < piv) --j;
-      if (i <= j) { uint64_t t = v[i]; v[i] = v[j]; v[j] = t; ++i; --j; }
-    }
-    if (want <= j) hi = j; else if (want >= i) lo = i; else return v[want];
+/* NAME(v, n, k): the k-th largest (1-based) of v[0..n) of type T (reorders v); Hoare partitions
+   around a median of three */
+#define DEFINE_KTH_LARGEST(NAME, T)                                                              \
+  static T NAME(T *v, int64_t n, int64_t k) {                                                   \
+    int64_t lo = 0, hi = n - 1, want = k - 1;                                                   \
+    while (lo < hi) {                                                                           \
+      T a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi];                                        \
+      T piv = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));            \
+      int64_t i = lo, j = hi;                                                                   \
+      while (i <= j) {                                                                          \
+        while (v[i] > piv) ++i;                                                                 \
+        while (v[j] < piv) --j;                                                                 \
+        if (i <= j) { T t = v[i]; v[i] = v[j]; v[j] = t; ++i; --j; }                            \
+      }                                                                                         \
+      if (want <= j) hi = j; else if (want >= i) lo = i; else return v[want];                   \
+    }                                                                                           \
+    return v[want];                                                                             \
   }
-  return v[want];
-}
-
-static float kth_largest_f32(float *v, int64_t n, int64_t k) {
-  int64_t lo = 0, hi = n - 1, want = k - 1;
-  while (lo < hi) {
-    float a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi];
-    float piv = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
-    int64_t i = lo, j = hi;
-    while (i <= j) {
-      while (v[i] > piv) ++i;
-      while (v[j] < piv) --j;
-      if (i <= j) { float t = v[i]; v[i] = v[j]; v[j] = t; ++i; --j; }
-    }
-    if (want <= j) hi = j; else if (want >= i) lo = i; else return v[want];
-  }
-  return v[want];
-}
+DEFINE_KTH_LARGEST(kth_largest_u64, uint64_t)
+DEFINE_KTH_LARGEST(kth_largest_f32, float)
 
 /* monotone map of a float to uint32 (NaN largest, as in torch's descending sort; -0 == +0) */
 static inline uint32_t float_key(float f) {

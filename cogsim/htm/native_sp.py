@@ -38,10 +38,9 @@ def _declare(lib: ctypes.CDLL) -> None:
         fn.argtypes, fn.restype = [ctypes.POINTER(_Step), ctypes.c_int32], None
 
 
-#: switched off with COGSIM_HTM_SP_NATIVE=0 (the SP alone) or COGSIM_HTM_NATIVE=0 (all HTM kernels,
-#: checked by the pooler)
-LIBRARY = NativeLibrary("htm_sp", __package__, "native_sp.c", "COGSIM_HTM_SP_NATIVE", _declare, {"COGSIM_ABI": ABI},
-                        cflags=EXACT_CFLAGS)
+#: switched off with COGSIM_HTM_SP_NATIVE=0 (the SP alone) or COGSIM_HTM_NATIVE=0 (all HTM kernels)
+LIBRARY = NativeLibrary("htm_sp", __package__, "native_sp.c", ("COGSIM_HTM_SP_NATIVE", "COGSIM_HTM_NATIVE"), _declare,
+                        {"COGSIM_ABI": ABI}, cflags=EXACT_CFLAGS)
 
 
 def library() -> ctypes.CDLL | None:

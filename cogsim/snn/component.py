@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from cogsim.bounds import Checked, Count, FieldError, Positive, Unit
 from cogsim.component import Component, Context, Port, Sizes
 from cogsim.snn.lif import Leaky
 from cogsim.snn.surrogate import parse_surrogate
@@ -27,39 +28,31 @@ Backend = Literal["auto", "native", "torch", "compile", "parallel", "loop"]
 
 
 @dataclass
-class SNNParams:
+class SNNParams(Checked):
     """YAML parameters of an ``snn`` node."""
 
-    neurons: int = 256  # spiking neurons in the layer
-    steps: int = 4  # spiking steps per token
+    neurons: Count = 256  # spiking neurons in the layer
+    steps: Count = 4  # spiking steps per token
     mode: Literal["per_token", "sequence"] = "per_token"
     neuron: Literal["leaky", "synaptic"] = "leaky"  # first-order LIF or with a synaptic current
-    beta: float = 0.9  # membrane decay (initial value; one per neuron)
+    beta: Unit = 0.9  # membrane decay (initial value; one per neuron)
     learn_beta: bool = True
-    alpha: float = 0.8  # synaptic current decay (neuron: synaptic)
+    alpha: Unit = 0.8  # synaptic current decay (neuron: synaptic)
     learn_alpha: bool = True
-    threshold: float = 1.0
+    threshold: Positive = 1.0
     learn_threshold: bool = False
     reset: Literal["subtract", "zero", "none"] = "subtract"
     readout: Literal["rate", "membrane"] = "rate"  # mean spikes or mean membrane over the steps
     surrogate: str = "atan"  # snntorch surrogate, e.g. "atan(alpha=2)", "fast_sigmoid(slope=25)"
     fused: bool | Backend = True  # True: fastest exact path; false: per-step loop; or a backend name
 
-    def __post_init__(self) -> None:
-        for name in ("neurons", "steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("beta", "alpha"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if not self.threshold > 0:
-            raise ValueError(f"threshold must be positive, got {self.threshold}")
+    def check(self) -> None:
         try:
             parse_surrogate(self.surrogate)
         except ValueError as e:
-            raise ValueError(f"surrogate: {e}") from None
+            raise FieldError("surrogate", str(e)) from None
         if self.fused == "parallel" and self.reset != "none":
-            raise ValueError("fused: 'parallel' (the exact parallel form) needs reset: none")
+            raise FieldError("fused", "'parallel' (the exact parallel form) needs reset: none")
 
 
 class SNNComponent(Component):

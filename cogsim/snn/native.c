@@ -21,6 +21,17 @@ static void run_parallel(range_fn fn, const void *args, int64_t M, int nthreads)
 
 int cogsim_snn_abi(void) { return COGSIM_ABI; }
 
+/* ROW(reset, params) with both as compile-time constants, so each case's loop is specialised */
+#define ROW_BY_RESET_AND_PARAMS(reset, params) \
+  switch ((reset) * 2 + (params)) {            \
+  case 0: ROW(0, 0); break;                    \
+  case 1: ROW(0, 1); break;                    \
+  case 2: ROW(1, 0); break;                    \
+  case 3: ROW(1, 1); break;                    \
+  case 4: ROW(2, 0); break;                    \
+  default: ROW(2, 1); break;                   \
+  }
+
 #define CONCAT_(a, b) a##_##b
 #define CONCAT(a, b) CONCAT_(a, b)
 

@@ -110,14 +110,7 @@ static void SFX(leaky_bwd_range)(const void *pa, int64_t i0, int64_t i1) {
       REAL *db = a->dbeta ? a->dbeta + o : NULL, *dth = a->dthr ? a->dthr + o : NULL;
 #define ROW(...) SFX(leaky_bwd_row)(__VA_ARGS__, \
     gs, gm, m, prev, a->beta + o, a->thr + o, sg, anext, a->dx + off, db, dth, n)
-      switch (a->reset * 2 + (a->dbeta != NULL)) {
-      case 0: ROW(0, 0); break;
-      case 1: ROW(0, 1); break;
-      case 2: ROW(1, 0); break;
-      case 3: ROW(1, 1); break;
-      case 4: ROW(2, 0); break;
-      default: ROW(2, 1); break;
-      }
+      ROW_BY_RESET_AND_PARAMS(a->reset, a->dbeta != NULL);
     }
     for (int64_t j = 0; j < n; ++j) {
       const REAL p = a->mem0[o + j], h = a->thr[o + j];
@@ -211,14 +204,7 @@ static void SFX(syn_bwd_range)(const void *pa, int64_t i0, int64_t i1) {
       REAL *dal = a->dalpha ? a->dalpha + o : NULL;
 #define ROW(...) SFX(syn_bwd_row)(__VA_ARGS__, \
     gs, gsyn, gm, m, pm, ps, a->alpha + o, a->beta + o, a->thr + o, sg, acarry, snext, a->dx + off, dal, db, dth, n)
-      switch (a->reset * 2 + (a->dbeta != NULL)) {
-      case 0: ROW(0, 0); break;
-      case 1: ROW(0, 1); break;
-      case 2: ROW(1, 0); break;
-      case 3: ROW(1, 1); break;
-      case 4: ROW(2, 0); break;
-      default: ROW(2, 1); break;
-      }
+      ROW_BY_RESET_AND_PARAMS(a->reset, a->dbeta != NULL);
     }
     for (int64_t j = 0; j < n; ++j) {
       const REAL p = a->mem0[o + j], h = a->thr[o + j];

@@ -106,7 +106,7 @@ def test_nab_writes_nab_layout_and_scores_like_the_scorer(tmp_path, capsys):
     ("no_labels", [], "combined_windows.json: labels file not found"),
     ("bad_labels", [], "combined_windows.json:1: not valid JSON"),
     ("ok", ["--detector", "my_detector"], "--detector: 'my_detector'"),
-    ("ok", ["--set", "columns=0"], "columns: must be ≥ 1"),
+    ("ok", ["--set", "columns=0"], "parameter 'columns': must be ≥ 1"),
     ("all_bad", [], "broken.csv:3: value: cannot parse 'x'"),
 ])
 def test_nab_bad_input_is_one_line_exit_2(tmp_path, capsys, case, args, message):

@@ -122,9 +122,9 @@ def test_traces_only_while_recording():
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("neurons", 0, "neurons must be at least 1"),
-    ("beta", 1.5, "beta must be in"),
-    ("threshold", 0.0, "threshold must be positive"),
+    ("neurons", 0, r"neurons: must be ≥ 1, got 0"),
+    ("beta", 1.5, r"beta: must be in \[0, 1\], got 1.5"),
+    ("threshold", 0.0, "threshold: must be > 0, got 0.0"),
     ("surrogate", "arctan", "surrogate: unknown surrogate 'arctan'"),
     ("surrogate", "atan(alpha=x)", "not a number"),
 ])

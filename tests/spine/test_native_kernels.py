@@ -146,3 +146,13 @@ def test_check_shows_the_native_kernels(no_state, write_arch, tmp_path, capsys):
     no_state.setenv("CC", str(tmp_path / "missing-cc"))
     assert main(["check", str(arch)]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("native kernels: off (no C compiler: CC=")
+
+
+def test_switch_variables_turn_kernels_off_and_say_so(no_state):
+    no_state.setenv("COGSIM_HTM_NATIVE", "0")  # every HTM kernel, the spatial pooler's included
+    states = native.kernel_states()
+    assert states["htm_tm"] == "off (disabled by COGSIM_HTM_NATIVE=0)"
+    assert states["htm_sp"] == "off (disabled by COGSIM_HTM_NATIVE=0)"
+    sp = next(lib for lib in libraries() if lib.name == "htm_sp")
+    assert sp.get() is None and "disabled by COGSIM_HTM_NATIVE=0" in sp.status()
+    assert states["lif"] in ("ready", "on")

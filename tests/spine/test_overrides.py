@@ -79,7 +79,7 @@ def test_anomaly_set_uses_the_same_dialect():
 @pytest.mark.parametrize("item, message", [
     ("colums=3", "unknown setting 'colums' (did you mean 'columns'?)"),
     ("columns=x", "parameter 'columns': expected an integer, got str 'x'"),
-    ("columns=0", "columns: must be ≥ 1, got 0"),
+    ("columns=0", "parameter 'columns': must be ≥ 1, got 0"),
     ("time_of_day=[1, 2, 3]", "expected a list [an integer, a number] or null"),
 ])
 def test_anomaly_set_errors_name_the_item(item, message):

@@ -50,6 +50,14 @@ def test_wheel_holds_the_architectures_and_the_version(wheel):
     assert ARCHITECTURES and shipped == {p.name: p.read_bytes() for p in ARCHITECTURES}
 
 
+def test_wheel_holds_the_c_kernels(wheel):
+    with zipfile.ZipFile(wheel) as z:
+        shipped = {n: z.read(n) for n in z.namelist() if n.endswith((".c", ".h"))}
+    sources = {str(p.relative_to(ROOT)): p.read_bytes() for p in (ROOT / "cogsim").rglob("*")
+               if p.suffix in (".c", ".h")}
+    assert len(sources) >= 7 and shipped == sources
+
+
 @pytest.mark.slow
 def test_installed_wheel_checks_a_bundled_name_from_an_empty_folder(wheel, tmp_path):
     target, empty = tmp_path / "site", tmp_path / "empty"
@@ -61,6 +69,9 @@ def test_installed_wheel_checks_a_bundled_name_from_an_empty_folder(wheel, tmp_p
     proc = _run([sys.executable, "-m", "cogsim", "check", "engram_snn"], cwd=empty, env=env)
     assert proc.returncode == 0, proc.stderr
     assert f"({target / 'cogsim' / 'architectures' / 'engram_snn.yaml'}) is valid" in proc.stdout.replace("\n", "")
+    build = "from cogsim.engram import native_gather as g; assert g.library() is not None, g.LIBRARY.status()"
+    proc = _run([sys.executable, "-c", build], cwd=empty, env={**env, "COGSIM_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr  # a kernel builds from the installed package's C file
     proc = _run([sys.executable, "-m", "cogsim", "--version"], cwd=empty, env=env)
     assert proc.returncode == 0 and proc.stdout.strip() == f"cogsim {cogsim.__version__}"
     assert list(empty.iterdir()) == []

@@ -82,6 +82,6 @@ def test_a_negative_window_is_a_clear_error(write_arch, capsys):
                       "  b: {type: block, window: -2}\n  head: {type: lm_head}\nstack: [embed, b, head]\n")
     assert main(["check", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "arch.yaml:4: node 'b'" in err and "window must be ≥ 0" in err
+    assert "arch.yaml:4: node 'b'" in err and "parameter 'window': must be ≥ 0" in err
     assert main(["check", str(path), "--set", "nodes.b.window=2", "--set", "model.window=-1"]) == 2
-    assert "window must be ≥ 0" in capsys.readouterr().err
+    assert "parameter 'window': must be ≥ 0" in capsys.readouterr().err

@@ -73,8 +73,8 @@ class ShardedTable(EngramTable):
     def apply_gradients(self, idx: torch.Tensor, grad: torch.Tensor, optimizer: RowwiseOptimizer,
                         lr: float) -> torch.Tensor | None:
         """Send this rank's row gradients to their owners; each owner updates its rows with the
-        gradients of all ranks averaged. Collective. Returns None: rows held by other ranks may
-        have changed."""
+        gradients of all ranks averaged. Collective. Returns every rank's updated rows (sorted), so
+        rows prefetched for the next batch are re-read only where they changed."""
         ex = self._exchange
         if ex is None:
             self.update(idx, grad, optimizer, lr)
@@ -84,7 +84,7 @@ class ShardedTable(EngramTable):
         grads, _ = ex.all_to_all((grad / ex.size)[order], counts, got)
         rows, grads = exchange.sum_rows(rows, grads)
         self.update(rows - self.start, grads, optimizer, lr)
-        return None
+        return torch.unique(ex.all_gather(rows))
 
     # ---- checkpoints ----
     def sparse_state_dict(self) -> dict[str, torch.Tensor]:

@@ -9,9 +9,10 @@ hash spreads each head's rows uniformly over its range, so the blocks see simila
 
 A lookup is collective: each rank sends the (unique, hashed) rows it needs to their owners and gets
 the rows back, two variable-split all-to-alls (:mod:`cogsim.engram.exchange`). It runs in the
-prefetch thread while the layers before the Engram layer compute. In :meth:`apply_gradients`
+prefetch thread, for the next batch while the current step runs. In :meth:`apply_gradients`
 every rank sends its row gradients to the owners, which sum them (in rank order), average them
-over the ranks and update their rows. With one process the table is one shard and nothing is sent.
+over the ranks and update their rows; the updated row ids go to every rank so prefetched rows are
+re-read only where they changed. With one process the table is one shard and nothing is sent.
 """
 from __future__ import annotations
 

@@ -221,10 +221,27 @@ class Trainer:
                         autocast=self.dev.type == "cuda")
 
     # ---- the loop ------------------------------------------------------------------------------
-    def train_step(self) -> float:
-        x, y = self.sampler.next()  # the global batch; this rank trains on its block of rows
+    def _local(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's block of rows of a global batch, on the device."""
         rows = self.world.rows(len(x))
-        x, y = x[rows].to(self.dev, non_blocking=True), y[rows].to(self.dev, non_blocking=True)
+        return x[rows].to(self.dev, non_blocking=True), y[rows].to(self.dev, non_blocking=True)
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next batch (this rank's rows): the one prefetched during the previous step if any."""
+        x, y = self.sampler.next()
+        ahead, self._ahead = getattr(self, "_ahead", None), None
+        return ahead if ahead is not None else self._local(x, y)
+
+    def _prefetch_next(self) -> None:
+        """Start fetching the next batch's memory rows (Engram), so the fetch overlaps this step's
+        backward and optimizer; the sampler's state is put back, so the next step draws that batch."""
+        state = self.sampler.state()
+        self._ahead = self._local(*self.sampler.next())
+        self.sampler.load_state(state)
+        self.model.prefetch(self._ahead[0])
+
+    def train_step(self) -> float:
+        x, y = self._batch()  # the global batch; this rank trains on its block of rows
         lr = lr_at(self.step, self.s)
         for group in self.opt.param_groups:
             group["lr"] = lr
@@ -238,6 +255,8 @@ class Trainer:
         mean = self.world.all_sum(loss / self.world.size) if self.world.parallel else loss.detach()
         if not torch.isfinite(mean):  # the same decision on every rank
             self._diverged(f"loss became {float(mean)}")
+        if self.step + 1 < self.s.steps:
+            self._prefetch_next()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.s.grad_clip > 0:

@@ -25,6 +25,9 @@ class FieldError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field, self.message = field, message
 
+    def __reduce__(self):  # travels between processes (ablation workers) intact
+        return type(self), (self.field, self.message)
+
 
 @dataclass(frozen=True)
 class Range:

@@ -1,102 +1,23 @@
-"""The ablation runner behind ``cogsim ablate`` (docs/design.md §9).
-
-An architecture and its variants — each memory system removed (graph bypass), the plain transformer
-of the same sizes, and an Engram control whose tables hold almost nothing — are trained on the same
-data, budget and seeds (a seed fixes initialisation and the data order, the same for every variant,
-so results pair by seed), then compared on validation bits per byte and every probe task: mean ±
-standard deviation over seeds and the paired difference against the full architecture with a
-Student-t 95% confidence interval. Every run is a normal run folder ``OUT/<variant>-seed<k>``;
-finished runs are skipped and interrupted ones resumed, so a suite can be stopped and restarted.
-"""
+"""Training the runs of an ablation suite: every variant × seed is a normal run folder
+``OUT/<variant>-seed<k>``; finished runs are skipped and interrupted ones resumed, so a suite can be
+stopped and restarted. Runs go one after another or in worker processes that share the cores."""
 from __future__ import annotations
 
-import csv
-import dataclasses
 import json
-import math
 import multiprocessing
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from cogsim.errors import CogsimError, SpecError
+from cogsim.ablation.variants import Variant, with_seed
+from cogsim.errors import CogsimError
 from cogsim.evaluate.probes import METRICS as PROBE_METRICS
-from cogsim.evaluate.stats import mean_std, paired_difference
-from cogsim.graph.ablate import memory_nodes, plain_transformer, remove_nodes
-from cogsim.graph.build import build_plan
-from cogsim.graph.spec import ArchSpec, read_spec
-from cogsim.graph.yamlio import line_of, load_yaml
-from cogsim.train import checkpoint
+from cogsim.graph.spec import ArchSpec
+from cogsim.graph.yamlio import load_yaml
 from cogsim.threads import share_cores, sharing_cores
+from cogsim.train import checkpoint
 from cogsim.train.trainer import Progress, Trainer
-
-FULL, PLAIN, ENGRAM_MIN = "full", "plain", "engram_min"
-#: (metric, direction): +1 higher is better, −1 lower is better
-METRICS: tuple[tuple[str, int], ...] = (("val_bpb", -1), *((m, +1) for m in PROBE_METRICS))
-LABELS = {"val_bpb": "validation bits/byte", "recall": "fact recall (accuracy)",
-          "needle": "needle, multi-query (accuracy)", "vartrack": "variable tracking (accuracy)",
-          "anomaly_lm": "anomaly AUC, LM surprisal", "anomaly_htm": "anomaly AUC, HTM signal"}
-
-
-@dataclass
-class Variant:
-    name: str
-    description: str
-    spec: ArchSpec
-
-
-def _minimal_engram_overrides(spec: ArchSpec) -> list[str]:
-    """``engram_vocab_size = [2, …]`` for every Engram node: each head gets one of the smallest
-    primes (2, 3, 5, …) as its row count, so the tables can hold almost nothing."""
-    plan = build_plan(spec)
-    return [f"nodes.{n}.engram_vocab_size=[{', '.join(['2'] * (info.params.max_ngram_size - 1))}]"
-            for n, info in plan.nodes.items() if info.type == "engram"]
-
-
-def make_variants(arch: str | Path, overrides: list[str] | None = None, names: list[str] | None = None) -> list[Variant]:
-    """The variants of the architecture file (with ``overrides`` applied to all of them): all of
-    them, or the ``names`` given (``full`` is always first: it is the reference). Only the chosen
-    variants are built, so a removal that breaks the graph matters only when it is asked for."""
-    overrides = list(overrides or [])
-    spec = read_spec(arch, overrides)
-    build_plan(spec)
-    memory = memory_nodes(spec)
-    candidates: dict[str, tuple[str, Callable[[], ArchSpec]]] = {FULL: (f"{spec.name} as written", lambda: spec)}
-    if len(memory) > 1:  # with one memory system, removing it is the plain transformer
-        for node in memory:
-            candidates[f"no_{node}"] = (f"without '{node}' ({spec.nodes[node].type}), bypassed",
-                                        lambda node=node: remove_nodes(spec, [node], label=f"{spec.name}-without-{node}"))
-    if memory:
-        candidates[PLAIN] = (f"plain transformer of the same sizes (without {', '.join(memory)})",
-                             lambda: plain_transformer(spec))
-    minimal = _minimal_engram_overrides(spec)
-    if minimal:
-        def control() -> ArchSpec:
-            out = read_spec(arch, overrides + minimal + [f"name={spec.name}-engram-minimal"])
-            build_plan(out)
-            return out
-        candidates[ENGRAM_MIN] = ("Engram with minimal tables (the smallest primes as rows per head)", control)
-    if names:
-        unknown = [n for n in names if n not in candidates]
-        if unknown:
-            raise CogsimError(f"--variants: unknown variant {unknown[0]!r}; this architecture has "
-                              f"{', '.join(candidates)}")
-        chosen = [FULL] + [n for n in dict.fromkeys(names) if n != FULL]
-    else:
-        chosen = list(candidates)
-    out = []
-    for name in chosen:
-        description, build = candidates[name]
-        try:
-            out.append(Variant(name, description, build()))
-        except SpecError as e:
-            raise CogsimError(f"variant {name}: {e} (leave it out with --variants)") from None
-    return out
-
-
-def with_seed(spec: ArchSpec, seed: int) -> ArchSpec:
-    return dataclasses.replace(spec, train=dataclasses.replace(spec.train, seed=seed))
 
 
 def run_dir_of(out: Path, variant: str, seed: int) -> Path:
@@ -125,7 +46,8 @@ def finished_summary(run_dir: Path, spec: ArchSpec) -> dict | None:
     if summary.get("steps", 0) > spec.train.steps:
         raise CogsimError(f"{run_dir} was trained for {summary['steps']} steps, more than the {spec.train.steps} "
                           "asked; choose another --out or remove that folder")
-    if summary.get("steps") != spec.train.steps or (spec.data.probe_count > 0 and "probes" not in summary):
+    probes_due = spec.task is None and spec.data.probe_count > 0  # synthetic-task runs have no probes
+    if summary.get("steps") != spec.train.steps or (probes_due and "probes" not in summary):
         return None
     return summary
 
@@ -150,7 +72,8 @@ class SuiteProgress:
 def result_row(variant: str, seed: int, summary: dict) -> dict:
     row = {"variant": variant, "seed": seed, "run_dir": summary.get("run_dir", ""),
            "device": summary.get("device"), "parameters": summary.get("parameters"), "steps": summary.get("steps"),
-           "seconds": summary.get("seconds"), "val_loss": summary.get("val_loss"), "val_bpb": summary.get("val_bpb")}
+           "seconds": summary.get("seconds"), "val_loss": summary.get("val_loss"), "val_bpb": summary.get("val_bpb"),
+           "task_accuracy": summary.get("task_accuracy")}
     probes = summary.get("probes") or {}
     for metric in PROBE_METRICS:
         row[metric] = probes.get(metric)
@@ -236,169 +159,3 @@ def _run_parallel(plan: list, todo: list[int], device: str, progress: SuiteProgr
                 for future in futures:
                     future.cancel()
                 raise
-
-
-def summarize(rows: list[dict], variants: list[str], metrics=METRICS, confidence: float = 0.95) -> list[dict]:
-    """Per variant and metric: n, mean, std over seeds, and the paired difference variant − full
-    (mean, its std, the t interval) over the seeds both have. Metrics that are n/a everywhere
-    (e.g. the HTM anomaly AUC of an architecture without HTM) are left out."""
-    by = {(r["variant"], r["seed"]): r for r in rows}
-    seeds = sorted({r["seed"] for r in rows})
-    out = []
-    for metric, direction in metrics:
-        if all(r.get(metric) is None or not math.isfinite(r[metric]) for r in rows):
-            continue
-        ref = [by.get((FULL, s), {}).get(metric) for s in seeds]
-        for variant in variants:
-            values = [by.get((variant, s), {}).get(metric) for s in seeds]
-            mean, std, n = mean_std(values)
-            row = {"variant": variant, "metric": metric, "better": "higher" if direction > 0 else "lower",
-                   "n": n, "mean": mean, "std": std}
-            if variant != FULL and FULL in variants:
-                d = paired_difference(values, ref, confidence)
-                row.update(diff=d.mean, diff_std=d.std, diff_n=d.n, ci_low=d.low, ci_high=d.high)
-            else:
-                row.update(diff=math.nan, diff_std=math.nan, diff_n=0, ci_low=math.nan, ci_high=math.nan)
-            out.append(row)
-    return out
-
-
-SUMMARY_COLUMNS = ["variant", "metric", "better", "n", "mean", "std", "diff", "diff_std", "diff_n", "ci_low", "ci_high"]
-RUN_COLUMNS = ["variant", "seed", "steps", "parameters", "seconds", "val_loss", "val_bpb", *PROBE_METRICS, "run_dir"]
-
-
-def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-def write_csv(rows: list[dict], columns: list[str], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(columns)
-        for row in rows:
-            w.writerow([_cell(row.get(c)) for c in columns])
-    tmp.replace(path)
-    return path
-
-
-def _fmt(x: float, digits: int, signed: bool = False) -> str:
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
-
-
-def _digits(metric: str) -> int:
-    return 4 if metric == "val_bpb" else 3
-
-
-def markdown(summary: list[dict], variants: list[Variant], seeds: list[int], header: str = "") -> str:
-    """Two tables: mean ± std per variant and metric, and the paired difference against ``full``."""
-    metrics = list(dict.fromkeys(r["metric"] for r in summary))
-    cells = {(r["variant"], r["metric"]): r for r in summary}
-    arrows = {m: ("↓" if d < 0 else "↑") for m, d in METRICS}
-    names = [v.name for v in variants]
-    lines = [header.rstrip(), ""] if header else []
-    lines += [f"Mean ± standard deviation over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); "
-              "↓ lower is better, ↑ higher is better.", ""]
-    lines.append("| variant | " + " | ".join(f"{LABELS.get(m, m)} {arrows.get(m, '')}" for m in metrics) + " |")
-    lines.append("|---|" + "---:|" * len(metrics))
-    for name in names:
-        row = []
-        for m in metrics:
-            c = cells.get((name, m))
-            row.append("n/a" if c is None or not math.isfinite(c["mean"]) else
-                       f"{_fmt(c['mean'], _digits(m))} ± {_fmt(c['std'], _digits(m))}")
-        lines.append(f"| {name} | " + " | ".join(row) + " |")
-    if FULL in names and len(names) > 1:
-        conf = "95%"
-        lines += ["", f"Paired difference variant − full over the same seeds: mean [{conf} CI, Student t]; "
-                  "* marks an interval that excludes 0.", ""]
-        lines.append("| variant | " + " | ".join(f"Δ {LABELS.get(m, m)}" for m in metrics) + " |")
-        lines.append("|---|" + "---:|" * len(metrics))
-        for name in names:
-            if name == FULL:
-                continue
-            row = []
-            for m in metrics:
-                c = cells.get((name, m))
-                if c is None or not math.isfinite(c["diff"]):
-                    row.append("n/a")
-                    continue
-                d = _digits(m)
-                star = "*" if math.isfinite(c["ci_low"]) and (c["ci_low"] > 0 or c["ci_high"] < 0) else ""
-                row.append(f"{_fmt(c['diff'], d, True)} [{_fmt(c['ci_low'], d, True)}, {_fmt(c['ci_high'], d, True)}]{star}")
-            lines.append(f"| {name} | " + " | ".join(row) + " |")
-    lines += ["", "Variants:", ""]
-    lines += [f"- `{v.name}`: {v.description}" for v in variants]
-    return "\n".join(lines) + "\n"
-
-
-@dataclass
-class Suite:
-    """An ablation suite file (``experiments/memory_ablations.yaml``)."""
-
-    file: str
-    architecture: str
-    seeds: list[int]
-    variants: list[str] | None = None
-    overrides: list[str] = field(default_factory=list)
-    out: str | None = None
-    results: str | None = None
-    description: str = ""
-    jobs: int = 1
-
-
-SUITE_KEYS = {"architecture", "seeds", "variants", "steps", "set", "out", "results", "description", "jobs"}
-
-
-def load_suite(path: str | Path) -> Suite:
-    """Read and check a suite file; paths in it are relative to the repository root (the working
-    directory), like the commands that take them."""
-    file = str(path)
-    if not Path(path).exists():
-        raise CogsimError(f"--suite {path}: no such file")
-    raw = load_yaml(path)
-    if not isinstance(raw, dict):
-        raise SpecError("expected a mapping with architecture, seeds, variants, steps, set, out, results", file, 1)
-    for key in raw:
-        if key not in SUITE_KEYS:
-            raise SpecError(f"unknown field {key!r}; expected {', '.join(sorted(SUITE_KEYS))}", file, line_of(raw, key))
-    if not isinstance(raw.get("architecture"), str):
-        raise SpecError("'architecture' must name an architecture file", file, line_of(raw, "architecture", 1))
-    seeds = raw.get("seeds", 3)
-    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds > 0:
-        seeds = list(range(seeds))
-    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-            and len(set(seeds)) == len(seeds)):
-        raise SpecError(f"'seeds' must be a positive count or a list of distinct integers, got {seeds!r}", file,
-                        line_of(raw, "seeds"))
-    variants = raw.get("variants")
-    if variants is not None and not (isinstance(variants, list) and all(isinstance(v, str) for v in variants)):
-        raise SpecError(f"'variants' must be a list of variant names, got {variants!r}", file, line_of(raw, "variants"))
-    overrides = []
-    if "steps" in raw:
-        if not isinstance(raw["steps"], int) or isinstance(raw["steps"], bool) or raw["steps"] < 1:
-            raise SpecError(f"'steps' must be a positive integer, got {raw['steps']!r}", file, line_of(raw, "steps"))
-        overrides.append(f"train.steps={raw['steps']}")
-    sets = raw.get("set") or {}
-    if not isinstance(sets, dict):
-        raise SpecError("'set' must be a mapping of key.path: value (like --set)", file, line_of(raw, "set"))
-    for key, value in sets.items():
-        overrides.append(f"{key}={json.dumps(value)}")
-    jobs = raw.get("jobs", 1)
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise SpecError(f"'jobs' must be a positive integer, got {jobs!r}", file, line_of(raw, "jobs"))
-    for key in ("out", "results", "description"):
-        if key in raw and not isinstance(raw[key], str):
-            raise SpecError(f"'{key}' must be a string, got {raw[key]!r}", file, line_of(raw, key))
-    return Suite(file, raw["architecture"], seeds, variants, overrides, raw.get("out"), raw.get("results"),
-                 raw.get("description", ""), jobs)
-
-
-__all__ = ["ENGRAM_MIN", "FULL", "METRICS", "PLAIN", "RUN_COLUMNS", "SUMMARY_COLUMNS", "Suite", "SuiteProgress",
-           "Variant", "finished_summary", "load_suite", "make_variants", "markdown", "result_row", "run_suite",
-           "summarize", "with_seed", "write_csv"]

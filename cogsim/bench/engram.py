@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab", type=int, default=4096, help="vocabulary size (default 4096)")
     parser.add_argument("--repeat", type=int, default=15, help="timed rounds; medians are reported (default 15)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="where the step runs: cpu or cuda (the host table "
+                        "then stays in pinned RAM, prefetched on a side stream; default cpu)")
     add_csv_argument(parser, "engram.csv")
 
 
@@ -164,20 +166,21 @@ def bench_gather(args, config: str) -> list[dict]:
 
 
 def bench_step(args, config: str) -> tuple[list[dict], float]:
+    dev = torch.device(args.device)
     batches = [torch.randint(0, args.vocab, (args.batch, args.seq_len + 1), generator=torch.Generator().manual_seed(i))
-               for i in range(8)]
+               .to(dev) for i in range(8)]
     rows = []
     with tempfile.TemporaryDirectory(prefix="cogsim_bench_engram_") as tmp:
-        models = {"device": BenchLM(args.vocab, args.d_model, args.seq_len, placement="device"),
-                  "host": BenchLM(args.vocab, args.d_model, args.seq_len, placement="host"),
+        models = {"device": BenchLM(args.vocab, args.d_model, args.seq_len, placement="device").to(dev),
+                  "host": BenchLM(args.vocab, args.d_model, args.seq_len, placement="host").to(dev),
                   "mmap": BenchLM(args.vocab, args.d_model, args.seq_len, placement="mmap",
-                                  mmap_path=str(Path(tmp) / "engram.f32"))}
+                                  mmap_path=str(Path(tmp) / "engram.f32")).to(dev)}
         steps = {"device": training_step(models["device"], batches, prefetch_ahead=False)}
         for name in ("host", "mmap"):
             steps[name] = training_step(models[name], batches, prefetch_ahead=True)
         device_ms = []
         for name in ("host", "mmap"):
-            dev_s, other_s = time_pair(steps["device"], steps[name], repeat=args.repeat, warmup=2)
+            dev_s, other_s = time_pair(steps["device"], steps[name], repeat=args.repeat, warmup=2, device=dev)
             ratio = other_s / dev_s
             device_ms.append(dev_s * 1e3)
             # the goal is the host placement's; an mmap table also writes every updated row back
@@ -198,7 +201,8 @@ def run(args: argparse.Namespace) -> int:
     parts = parse_choices(args.parts, PARTS, "--parts", "part")
     p = EngramParams()
     config = (f"B={args.batch} T={args.seq_len} d={args.d_model} vocab={args.vocab} N={p.max_ngram_size} "
-              f"heads={p.n_head_per_ngram} embed={p.n_embed_per_ngram} rows/head=5×vocab")
+              f"heads={p.n_head_per_ngram} embed={p.n_embed_per_ngram} rows/head=5×vocab"
+              + (f" device={args.device}" if args.device != "cpu" else ""))
     print(f"engram bench: {config}, threads={torch.get_num_threads()}")
     rows: list[dict] = []
     step_ms = None

@@ -9,10 +9,9 @@ import time
 
 import torch
 import torch.nn.functional as F
-from rich.table import Table
 
 from cogsim.bench.common import add_csv_argument, append_csv, sync
-from cogsim.commands.common import add_spec_arguments, console, human_count
+from cogsim.commands.common import ReadableTable, add_spec_arguments, console, human_count
 from cogsim.graph.ablate import plain_transformer, remove_nodes
 from cogsim.graph.build import build_plan
 from cogsim.component import Context
@@ -175,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     train = interleaved(subjects, "train_step", args.repeat)
     infer = interleaved(subjects, "infer", args.repeat)
     base = subjects[-1].label
-    table = Table(title=f"tokens/s (ratio = step time / {base}'s step time, same run)")
+    table = ReadableTable(title=f"tokens/s (ratio = step time / {base}'s step time, same run)")
     for col in ("variant", "params", "train tok/s", "train ms", "train ratio", "infer tok/s", "infer ratio"):
         table.add_column(col, justify="left" if col == "variant" else "right", no_wrap=True)
     rows = []
@@ -199,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
                       "(the node and everything it makes run, e.g. the cycles of its feedback edges)")
             rows[0][f"share_of_step_{label[8:]}"] = share  # e.g. share_of_step_workspace
     costs, step_s = node_costs(subjects[0], args.repeat)
-    breakdown = Table(title=f"where {spec.name}'s training step goes: each node's forward+backward on its "
+    breakdown = ReadableTable(title=f"where {spec.name}'s training step goes: each node's forward+backward on its "
                             f"own inputs, all cycles, against the whole step ({step_s * 1e3:.0f} ms) timed "
                             "in the same rounds")
     for col in ("node", "type", "ms", "share of step"):

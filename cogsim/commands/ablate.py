@@ -13,11 +13,14 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 import torch
-from rich.table import Table
 
-from cogsim.commands.common import console
+from cogsim.ablation.runner import SuiteProgress, run_suite
+from cogsim.ablation.suite import load_suite
+from cogsim.ablation.tables import LABELS, RUN_COLUMNS, SUMMARY_COLUMNS, markdown, summarize, write_csv
+from cogsim.ablation.variants import FULL, make_variants
+from cogsim.commands.common import ReadableTable, console
 from cogsim.errors import CogsimError
-from cogsim.ablation import runner as ab
+from cogsim.evaluate.probes import METRICS as PROBE_METRICS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,9 +63,9 @@ def _seeds(text: str | None, default: list[int]) -> list[int]:
     return seeds
 
 
-def _progress(quiet: bool) -> tuple[ab.SuiteProgress, Bar | None]:
+def _progress(quiet: bool) -> tuple[SuiteProgress, Bar | None]:
     if quiet:
-        return ab.SuiteProgress(), None
+        return SuiteProgress(), None
     bar = Bar(TextColumn("[bold]{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
               TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
               console=console(), transient=False)
@@ -91,20 +94,20 @@ def _progress(quiet: bool) -> tuple[ab.SuiteProgress, Bar | None]:
         if not skipped:
             state["done"] += 1
             bar.update(state["suite"], info=f"{state['done']}/{state['runs']} runs done")
-        probes = "  ".join(f"{m} {row[m]:.3f}" for m in ab.PROBE_METRICS if row.get(m) is not None)
+        probes = "  ".join(f"{m} {row[m]:.3f}" for m in PROBE_METRICS if row.get(m) is not None)
         what = "already done" if skipped else f"{row['seconds']:.0f} s"
         bar.console.print(f"{key}: val {row['val_bpb']:.4f} bits/byte  {probes}  ({what})")
 
-    return ab.SuiteProgress(suite_start, run_start, run_step, run_done), bar
+    return SuiteProgress(suite_start, run_start, run_step, run_done), bar
 
 
-def _table(summary: list[dict], variants: list[str], title: str) -> Table:
+def _table(summary: list[dict], variants: list[str], title: str) -> ReadableTable:
     metrics = list(dict.fromkeys(r["metric"] for r in summary))
     cells = {(r["variant"], r["metric"]): r for r in summary}
-    table = Table(title=title)
+    table = ReadableTable(title=title)
     table.add_column("variant")
     for m in metrics:
-        table.add_column(f"{ab.LABELS.get(m, m)} {'↓' if cells[(variants[0], m)]['better'] == 'lower' else '↑'}",
+        table.add_column(f"{LABELS.get(m, m)} {'↓' if cells[(variants[0], m)]['better'] == 'lower' else '↑'}",
                          justify="right")
     for v in variants:
         row = []
@@ -114,7 +117,7 @@ def _table(summary: list[dict], variants: list[str], title: str) -> Table:
                 row.append("n/a")
                 continue
             text = f"{c['mean']:.{d}f}" + (f" ± {c['std']:.{d}f}" if c["n"] > 1 else "")
-            if v != ab.FULL and c.get("diff_n", 0) > 0:
+            if v != FULL and c.get("diff_n", 0) > 0:
                 text += f"\nΔ {c['diff']:+.{d}f}"
                 if c["diff_n"] > 1:
                     star = "*" if c["ci_low"] > 0 or c["ci_high"] < 0 else ""
@@ -143,7 +146,7 @@ def _header(name: str, description: str, spec, seeds: list[int], rows: list[dict
 
 
 def run(args: argparse.Namespace) -> int:
-    suite = ab.load_suite(args.suite) if args.suite else None
+    suite = load_suite(args.suite) if args.suite else None
     arch = args.arch or (suite.architecture if suite else None)
     if arch is None:
         raise CogsimError("give an architecture file (cogsim ablate ARCH) or --suite FILE")
@@ -153,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     overrides += args.overrides
     names = [n for item in (args.variants or []) for n in item.split(",") if n.strip()] or (suite.variants if suite else None)
     seeds = _seeds(args.seeds, suite.seeds if suite else [0, 1, 2])
-    variants = ab.make_variants(arch, overrides, names)
+    variants = make_variants(arch, overrides, names)
     full = variants[0].spec
     out = Path(args.out or (suite.out if suite and suite.out else Path("runs") / f"ablate-{full.name}"))
     con = console()
@@ -169,18 +172,18 @@ def run(args: argparse.Namespace) -> int:
     progress, bar = _progress(args.quiet)
     t0 = time.perf_counter()
     try:
-        rows = ab.run_suite(variants, seeds, out, device=args.device, progress=progress, jobs=jobs)
+        rows = run_suite(variants, seeds, out, device=args.device, progress=progress, jobs=jobs)
     finally:
         if bar is not None:
             bar.stop()
     elapsed = time.perf_counter() - t0
     names = [v.name for v in variants]
-    summary = ab.summarize(rows, names)
+    summary = summarize(rows, names)
     device = rows[0].get("device") or args.device
     header = _header(full.name, suite.description if suite else "", full, seeds, rows, elapsed, device)
-    files = [ab.write_csv(rows, ab.RUN_COLUMNS, out / "runs.csv"),
-             ab.write_csv(summary, ab.SUMMARY_COLUMNS, out / "ablation.csv")]
-    (out / "ablation.md").write_text(ab.markdown(summary, variants, seeds, header))
+    files = [write_csv(rows, RUN_COLUMNS, out / "runs.csv"),
+             write_csv(summary, SUMMARY_COLUMNS, out / "ablation.csv")]
+    (out / "ablation.md").write_text(markdown(summary, variants, seeds, header))
     files.append(out / "ablation.md")
     from cogsim.viz.ablation import plot_ablation
 

@@ -14,6 +14,7 @@ TARGETS = {
     "htm": "temporal memory steps/s and the anomaly pipeline, single and batched streams",
     "snn": "fused LIF forward+backward vs snntorch.Leaky stepped in a loop",
     "workspace": "workspace forward+backward vs a linear and a feed-forward layer of similar size",
+    "dist": "data-parallel step time of 2 ranks vs 1 process, all-to-all share, sharded lookup vs local",
 }
 
 

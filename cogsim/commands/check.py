@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-from rich.table import Table
 
 from cogsim import native
 from cogsim.api import plan_of
-from cogsim.commands.common import add_spec_arguments, console, human_bytes, human_count
+from cogsim.commands.common import ReadableTable, add_spec_arguments, console, human_bytes, human_count
 from cogsim.model import CognitiveModel
 
 
@@ -39,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     con.print(f"[bold]{s.name}[/bold] ({s.file}) is valid. {s.description}")
     con.print(f"d_model {plan.sizes.d_model}, heads {plan.sizes.n_heads}, seq_len {plan.sizes.seq_len}, "
               f"vocab {plan.sizes.vocab_size}, cycles {plan.cycles}")
-    nodes = Table(title="nodes (execution order)")
+    nodes = ReadableTable(title="nodes (execution order)")
     for col in ("node", "type", "in", "out", "params", "weights", "AdamW", "other memory"):
         nodes.add_column(col, justify="right" if col in ("params", "weights", "AdamW") else "left")
     rows = estimate(model)
@@ -50,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                       human_count(row["params"]), human_bytes(row["dense_bytes"]),
                       human_bytes(row["optimizer_bytes"]), other)
     con.print(nodes)
-    edges = Table(title="edges")
+    edges = ReadableTable(title="edges")
     for col in ("from", "to", "carries", "how", "line"):
         edges.add_column(col)
     for e in plan.edges:

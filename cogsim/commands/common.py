@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rich.console import Console
+from rich.table import Table
 
 from cogsim.graph import bundled
 
@@ -15,8 +17,27 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a field (value in YAML), e.g. --set train.lr=1e-3 --set nodes.block1.n_heads=8")
 
 
+#: line width when output goes to a pipe or a file: wide enough that no table is ever cut
+LOG_WIDTH = 1000
+
+
+def to_terminal() -> bool:
+    """Whether stdout is a terminal (not a pipe or a file), whatever colour settings say."""
+    return sys.stdout.isatty()
+
+
 def console() -> Console:
-    return Console(highlight=False)
+    """Rich console for command output. In a terminal it fits the window; in a pipe or a log file
+    (where rich would assume 80 columns) lines are as long as their content."""
+    return Console(highlight=False) if to_terminal() else Console(highlight=False, width=LOG_WIDTH)
+
+
+class ReadableTable(Table):
+    """A rich table whose cells wrap onto more lines instead of being cut to 'par…' when narrow."""
+
+    def add_column(self, *args, **kwargs) -> None:
+        kwargs.setdefault("overflow", "fold")
+        super().add_column(*args, **kwargs)
 
 
 def human_bytes(n: float) -> str:

@@ -15,19 +15,15 @@ import torch
 
 from cogsim.bounds import Annotated, Checked, Count, FieldError, Positive, Range
 from cogsim.component import Component, Context, Port, Sizes
-from cogsim.engram.hashing import NgramHashMapping
+from cogsim.engram.hashing import EngramConfigError, NgramHashMapping
 from cogsim.engram.layer import EngramFusion
 from cogsim.engram.exchange import sum_rows
+from cogsim.engram.node_shared import NodeSharedTable, node_ranks
 from cogsim.engram.prefetch import FetchedRows, RowPrefetcher
 from cogsim.engram.sharded import ShardedTable
 from cogsim.engram.sparse_optim import make_optimizer
 from cogsim.engram.tables import EngramTable
 from cogsim.errors import CogsimError
-
-
-class EngramConfigError(CogsimError, ValueError):
-    """A parameter that does not fit the model's sizes (also a ValueError, so a model building its
-    nodes reports it at the node's file and line)."""
 
 
 @dataclass
@@ -104,9 +100,9 @@ class EngramComponent(Component):
         super().__init__(params, sizes)
         p = params
         if sizes.d_model % p.branches:
-            raise EngramConfigError(f"branches: d_model {sizes.d_model} is not divisible by {p.branches} branches")
+            raise EngramConfigError("branches", f"d_model {sizes.d_model} is not divisible by {p.branches} branches")
         if not 0 <= p.pad_id < sizes.vocab_size:
-            raise EngramConfigError(f"pad_id: must be a token id in [0, {sizes.vocab_size}), got {p.pad_id}")
+            raise EngramConfigError("pad_id", f"must be a token id in [0, {sizes.vocab_size}), got {p.pad_id}")
         self.n = p.max_ngram_size
         self.head_dim = p.n_embed_per_ngram // p.n_head_per_ngram
         self.engram_vocab_size = list(p.engram_vocab_size or [5 * sizes.vocab_size] * (self.n - 1))
@@ -122,6 +118,8 @@ class EngramComponent(Component):
         rows, seed = mapping.table_rows(p.layer_id), p.seed + 10007 * p.layer_id
         if p.placement == "sharded":
             self.table = ShardedTable(rows, self.head_dim, seed=seed, std=p.init_std, what="engram_vocab_size")
+        elif p.placement == "host" and node_ranks() > 1:
+            self.table = NodeSharedTable(rows, self.head_dim, seed=seed, std=p.init_std, what="engram_vocab_size")
         else:
             self.table = EngramTable(rows, self.head_dim, p.placement, seed=seed, std=p.init_std,
                                      path=p.mmap_path, what="engram_vocab_size")
@@ -141,7 +139,8 @@ class EngramComponent(Component):
             self.set_token_compression(CompressedTokenizer(tokenizer).lookup_table)
 
     def attach_run_dir(self, path) -> None:
-        self.set_storage_dir(path)
+        """The run folder holds the mmap table when ``mmap_path`` is null or relative."""
+        self.table.set_storage_dir(path)
 
     def set_token_compression(self, lookup_table: np.ndarray) -> None:
         """Use a tokenizer's compression (``CompressedTokenizer.lookup_table``: old id → new id,
@@ -247,12 +246,9 @@ class EngramComponent(Component):
             dev = self.table.device
             rows, grad = torch.empty(0, dtype=torch.long, device=dev), torch.empty(0, self.head_dim, device=dev)
         self._grads.clear()
+        self.prefetcher.wait()  # a fetch running in the prefetch thread may use the ranks' exchange
         self.prefetcher.refresh(self.table.apply_gradients(rows, grad, self.optimizer,
                                                            lr * self.params.lr_multiplier))
-
-    def sparse_zero_grad(self) -> None:
-        """Drop row gradients collected since the last step (e.g. a skipped step)."""
-        self._grads.clear()
 
     def sparse_state_dict(self) -> dict[str, torch.Tensor]:
         return self.table.sparse_state_dict()
@@ -275,13 +271,8 @@ class EngramComponent(Component):
             self.prefetcher.forget()
 
     def gather_rows_to_main(self) -> None:
-        if isinstance(self.table, ShardedTable):
-            self.prefetcher.forget()
-            self.table.gather_rows_to_main()
-
-    def set_storage_dir(self, path) -> None:
-        """Directory (the run folder) for the mmap table when ``mmap_path`` is null or relative."""
-        self.table.set_storage_dir(path)
+        self.prefetcher.forget()
+        self.table.gather_rows_to_main()
 
     def close(self) -> None:
         """Stop the prefetch thread and flush/unmap an mmap table."""

@@ -15,6 +15,7 @@ import torch
 
 from cogsim.engram import native_hash
 from cogsim.engram.primes import head_primes
+from cogsim.bounds import FieldError
 from cogsim.errors import CogsimError
 
 #: Seeds of consecutive layers are this far apart (the demo's PRIME_1).
@@ -28,9 +29,9 @@ _MAGIC = 1.5 * 2.0**52
 HASH_BACKENDS = ("auto", "native", "torch")
 
 
-class EngramConfigError(CogsimError, ValueError):
-    """A bad hashing configuration; the message starts with the field name. Also a ValueError, so a
-    component's ``Params.__post_init__`` may let it through unchanged."""
+class EngramConfigError(CogsimError, FieldError):
+    """A bad Engram configuration, naming its field (``EngramConfigError(field, message)``). Also a
+    :class:`~cogsim.bounds.FieldError`, so a model building its nodes reports it at that field's line."""
 
 
 def layer_multipliers(seed: int, layer_id: int, max_ngram_size: int, compressed_vocab_size: int) -> np.ndarray:
@@ -131,30 +132,32 @@ class NgramHashMapping:
     def _validate(self) -> None:
         n = self.max_ngram_size
         if n < 2:
-            raise EngramConfigError(f"max_ngram_size: must be >= 2, got {n}")
+            raise EngramConfigError("max_ngram_size", f"must be >= 2, got {n}")
         if len(self.vocab_size_per_ngram) != n - 1:
-            raise EngramConfigError(f"engram_vocab_size: needs one size per n-gram order 2..{n} "
-                              f"({n - 1} values), got {len(self.vocab_size_per_ngram)}")
+            raise EngramConfigError("engram_vocab_size", f"needs one size per n-gram order 2..{n} "
+                                    f"({n - 1} values), got {len(self.vocab_size_per_ngram)}")
         if min(self.vocab_size_per_ngram) < 1:
-            raise EngramConfigError(f"engram_vocab_size: sizes must be >= 1, got {self.vocab_size_per_ngram}")
+            raise EngramConfigError("engram_vocab_size", f"sizes must be >= 1, got {self.vocab_size_per_ngram}")
         if max(self.vocab_size_per_ngram) >= 1 << 62:
-            raise EngramConfigError(f"engram_vocab_size: sizes must be below 2**62, got {max(self.vocab_size_per_ngram)}")
+            raise EngramConfigError("engram_vocab_size",
+                                    f"sizes must be below 2**62, got {max(self.vocab_size_per_ngram)}")
         if self.n_head_per_ngram < 1:
-            raise EngramConfigError(f"n_head_per_ngram: must be >= 1, got {self.n_head_per_ngram}")
+            raise EngramConfigError("n_head_per_ngram", f"must be >= 1, got {self.n_head_per_ngram}")
         if self.n_embed_per_ngram < 1 or self.n_embed_per_ngram % self.n_head_per_ngram:
-            raise EngramConfigError(f"n_embed_per_ngram: must be a positive multiple of n_head_per_ngram "
-                              f"({self.n_head_per_ngram}), got {self.n_embed_per_ngram}")
+            raise EngramConfigError("n_embed_per_ngram", f"must be a positive multiple of n_head_per_ngram "
+                                    f"({self.n_head_per_ngram}), got {self.n_embed_per_ngram}")
         if not self.layer_ids or len(set(self.layer_ids)) != len(self.layer_ids):
-            raise EngramConfigError(f"layer_ids: must be a non-empty list of distinct layer ids, got {self.layer_ids}")
+            raise EngramConfigError("layer_ids",
+                                    f"must be a non-empty list of distinct layer ids, got {self.layer_ids}")
         if self.compressed_vocab_size < 1:
-            raise EngramConfigError(f"compressed_vocab_size: must be >= 1, got {self.compressed_vocab_size}")
+            raise EngramConfigError("compressed_vocab_size", f"must be >= 1, got {self.compressed_vocab_size}")
         if not 0 <= self.pad_id < self.compressed_vocab_size:
-            raise EngramConfigError(f"pad_id: must be a compressed id in [0, {self.compressed_vocab_size}), "
-                              f"got {self.pad_id}")
+            raise EngramConfigError("pad_id", f"must be a compressed id in [0, {self.compressed_vocab_size}), "
+                                    f"got {self.pad_id}")
         bad = [layer for layer in self.layer_ids if self.seed + LAYER_SEED_STRIDE * layer < 0]
         if bad:
-            raise EngramConfigError(f"seed: seed + {LAYER_SEED_STRIDE}·layer_id must be >= 0 (numpy seeds), "
-                              f"fails for layer ids {bad}")
+            raise EngramConfigError("seed", f"seed + {LAYER_SEED_STRIDE}·layer_id must be >= 0 (numpy seeds), "
+                                    f"fails for layer ids {bad}")
 
     # ------------------------------------------------------------------ table layout
     @property

@@ -185,16 +185,13 @@ class EngramTable(nn.Module):
         self._closed = False
         self._exchange: exchange.RowExchange | None = None  # the ranks sharing this table, if any
         if exchange.active() and placement in ("device", "host"):
-            self._exchange = exchange.RowExchange()
+            self._exchange = exchange.RowExchange(host_rows=placement == "host")
         if placement == "device":
             check_fits(self.nbytes, placement, what)
             self.register_buffer("weight", self._initial_rows(), persistent=True)
             self.register_buffer("opt_state", host_empty((self.rows, STATE_SLOTS)).zero_(), persistent=False)
         elif placement == "host":
-            check_fits(self.nbytes, placement, what)
-            pin = torch.cuda.is_available()
-            self._weight = self._initial_rows(pin)
-            self._state = host_empty((self.rows, STATE_SLOTS), pin).zero_()
+            self._allocate_host()
         elif placement == "mmap":  # checked again when the file is created (the storage directory may change)
             if exchange.active():
                 raise ValueError("placement: mmap serves one process; under torchrun use placement: sharded "
@@ -245,6 +242,13 @@ class EngramTable(nn.Module):
             for suffix in ("", ".json"):
                 shutil.move(f"{old}{suffix}", f"{new}{suffix}")
             self._open_files(new, create=False)
+
+    def _allocate_host(self) -> None:
+        """Rows and state of a ``host`` table in this process's RAM (pinned when CUDA may copy them)."""
+        check_fits(self.nbytes, "host", self.what)
+        pin = torch.cuda.is_available()
+        self._weight = self._initial_rows(pin)
+        self._state = host_empty((self.rows, STATE_SLOTS), pin).zero_()
 
     def memory_estimate(self) -> dict[str, int]:
         key = {"device": "device_tables", "host": "host_tables", "mmap": "disk_tables"}[self.placement]
@@ -379,6 +383,10 @@ class EngramTable(nn.Module):
             idx, grad = exchange.sum_rows(ex.all_gather(idx), ex.all_gather(grad / ex.size))
         self.update(idx, grad, optimizer, lr)
         return idx
+
+    def gather_rows_to_main(self) -> None:
+        """Training is over and rank 0 goes on alone (probes, figures): no more exchanges."""
+        self._exchange = None
 
     def rows_written(self) -> int:
         """How many rows have received at least one update."""

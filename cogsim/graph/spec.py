@@ -17,7 +17,7 @@ from cogsim.data.synthetic import TASKS, Context, Task
 from cogsim.errors import SpecError
 from cogsim.graph import bundled
 from cogsim.graph.overrides import apply_overrides
-from cogsim.graph.params import build_params, params_to_dict
+from cogsim.graph.params import build_params, params_to_dict, spec_error
 from cogsim.graph.yamlio import LineDict, line_of, load_yaml
 from cogsim.settings import DataSettings, ModelSettings, TrainSettings
 
@@ -158,7 +158,7 @@ def _data_section(data: LineDict, file: str, line: int | None, model: ModelSetti
     try:
         return settings, cls(params, Context(model.seq_len, train.seed, train.steps))
     except ValueError as e:
-        raise SpecError(str(e), file, task_line, f"data (task {settings.task})") from None
+        raise spec_error(e, parts[1], file, task_line, f"data (task {settings.task})") from None
 
 
 def parse_spec(raw: Any, file: str) -> ArchSpec:

@@ -3,7 +3,8 @@
 Token codes feed a temporal memory that reads the rows position by position and learns online
 (Hebbian, no gradients); it outputs a projected prediction of the next token (``out``) and the raw
 anomaly of each token (``anomaly``, a signal for a workspace's salience). Causal: position t uses
-tokens ≤ t only.
+tokens ≤ t only. One stream per row of the default batch; synapses connected at birth, so a passage
+read once is predicted the second time (docs/design.md §5.2.4).
 Under data parallel each rank reads its block of the global batch, global row g into stream g;
 checkpoints take every stream from the rank that reads it (:meth:`HTMComponent.merge_rank_states`).
 """
@@ -34,13 +35,13 @@ class HTMParams(Checked):
     min_threshold: Annotated[int, Range(ge=0)] = 6
     max_new_synapse_count: int = 12
     initial_permanence: Unit = 0.21
-    connected_permanence: Unit = 0.5
+    connected_permanence: Unit = 0.2  # ≤ initial: connected at birth (one reading is remembered)
     permanence_increment: Unit = 0.1
     permanence_decrement: Unit = 0.1
     predicted_segment_decrement: Unit = 0.0
     max_segments_per_cell: Count = 8
     max_synapses_per_segment: Count = 24
-    streams: Count = 16  # independent memories; row b uses stream b (rows beyond: chunks)
+    streams: Count = 8  # independent memories, one per row: match train.batch_size (rows beyond: chunks)
     learn: Literal["train", "always", "never"] = "train"
     readout: Literal["predicted_columns", "predictive_cells"] = "predicted_columns"
     seed: int = 0

@@ -22,7 +22,7 @@ class Connections:
 
     Uses from the host module: ``streams``, ``num_cells``, ``max_segments_per_cell``,
     ``max_synapses_per_segment``, ``device``, ``_pad`` (the sentinel cell), ``_step``, ``_iteration``,
-    ``_cand`` (candidate slots, remapped when slots move) and ``_evict_lru(cells)`` (the eviction rule).
+    ``_cand`` (candidate slots, remapped when slots move) and ``_evict(cells)`` (the eviction rule).
     """
 
     def _init_storage(self, capacity: int, width: int, device: torch.device) -> None:
@@ -90,7 +90,7 @@ class Connections:
 
     def _create_segments(self, cells) -> torch.Tensor:
         """New (empty) segments on the given global cells (one per cell, sorted by stream); returns
-        their slots. A cell at max_segments_per_cell first loses its least recently used segment,
+        their slots. A cell at max_segments_per_cell first loses a segment (``_evict``: the rule),
         whose slot the new one takes."""
         S, N, dev = self.streams, self.num_cells, self.device
         nseg = self.cell_nseg.index_select(0, cells)
@@ -106,7 +106,7 @@ class Connections:
             self._grow_capacity(need)
         rows = torch.empty_like(cells)
         if any_full:
-            rows[full] = self._evict_lru(cells[full])
+            rows[full] = self._evict(cells[full])
         f_rank = torch.arange(fresh.numel(), device=dev) - (torch.cumsum(f_count, 0) - f_count)[f_stream]
         rows[fresh] = f_stream * self.capacity + self.seg_top[f_stream] + f_rank
         self.seg_top += f_count
@@ -126,7 +126,7 @@ class Connections:
         return rows
 
     def _build_cell_segs(self) -> None:
-        """cell → its segment slots (packed rows, -1 padding), for LRU eviction."""
+        """cell → its segment slots (packed rows, -1 padding), for eviction."""
         live = (self.seg_cell >= 0).nonzero().squeeze(1)
         cells = self.seg_cell[live].long()
         cells, order = torch.sort(cells, stable=True)

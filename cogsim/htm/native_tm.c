@@ -110,7 +110,7 @@ typedef struct {
 
 typedef struct {
   int32_t S, C, K; int64_t N; int64_t words;
-  int32_t act_th, min_th, floor_, max_new, max_seg, max_syn;
+  int32_t act_th, min_th, floor_, max_new, max_seg, max_syn, nupic;
   float init, conn, inc, dec, psd, eps;
   int64_t seed; uint64_t compact_floor;
   stream_t *st;
@@ -118,7 +118,7 @@ typedef struct {
 
 typedef struct {
   int32_t columns, cells_per_column, activation_threshold, min_threshold, max_new_synapse_count,
-          max_segments_per_cell, max_synapses_per_segment, streams;
+          max_segments_per_cell, max_synapses_per_segment, streams, nupic_rules;
   float initial_permanence, connected, permanence_increment, permanence_decrement,
         predicted_segment_decrement, epsilon;
   int64_t seed, compact_floor;
@@ -414,7 +414,7 @@ static void grow_fresh(const tm_t *tm, stream_t *st, int32_t g, int n_desired, u
   st->nsyn[g] = (uint16_t)n_act;
 }
 
-/* a cell at max_segments_per_cell loses its least recently used segment (ties: oldest) */
+/* NuPIC's rule: a cell at max_segments_per_cell loses its least recently used segment (ties: oldest) */
 static void evict_lru(stream_t *st, int32_t cell) {
   const run_t r = st->cseg.run[cell];
   const int32_t *d = st->cseg.data + r.off;
@@ -422,6 +422,37 @@ static void evict_lru(stream_t *st, int32_t cell) {
   for (uint32_t i = 1; i < r.len; ++i) {
     int32_t g = d[i];
     if (st->last[g] < st->last[best] || (st->last[g] == st->last[best] && st->uid[g] < st->uid[best])) best = g;
+  }
+  seg_destroy(st, best);
+}
+
+/* sum of squared permanences, in double, smallest terms first (exact squares; the order makes the
+   sum independent of where the synapses lie, as in the torch path) */
+static double strength(stream_t *st, int32_t g) {
+  const int64_t n = st->nsyn[g];
+  const syn_t *sy = st->syn + st->soff[g];
+  uint64_t *keys = keys_reserve(st, n);
+  for (int64_t j = 0; j < n; ++j) {  /* non-negative doubles sort like their bit patterns */
+    double q = (double)sy[j].perm * (double)sy[j].perm;
+    memcpy(&keys[j], &q, 8);
+  }
+  sort_u64(keys, n);
+  double acc = 0.0;
+  for (int64_t j = 0; j < n; ++j) { double q; memcpy(&q, &keys[j], 8); acc += q; }
+  return acc;
+}
+
+/* htm.core's rule (pruneSegment_): the segment with the smallest sum of squared permanences goes
+   (ties: oldest) */
+static void evict_weakest(stream_t *st, int32_t cell) {
+  const run_t r = st->cseg.run[cell];
+  const int32_t *d = st->cseg.data + r.off;
+  int32_t best = d[0];
+  double hb = strength(st, best);
+  for (uint32_t i = 1; i < r.len; ++i) {
+    int32_t g = d[i];
+    double h = strength(st, g);
+    if (h < hb || (h == hb && st->uid[g] < st->uid[best])) { best = g; hb = h; }
   }
   seg_destroy(st, best);
 }
@@ -502,12 +533,18 @@ static void stream_step(const step_args *a, int32_t s) {
     if (best >= 0) {
       winner = cand[best].cell;
       if (learn) iv_push(&st->learn, (int32_t)best);
-    } else {  /* least used cell, counter-based random tie-break */
-      uint64_t bk = UINT64_MAX; winner = col * K;
-      for (int32_t k = 0; k < K; ++k) {
-        int32_t cell = col * K + k;
-        uint64_t key = ((uint64_t)st->cseg.run[cell].len << 32) | fold(lu_key, (uint32_t)cell);
-        if (key < bk) { bk = key; winner = cell; }
+    } else {  /* htm.core: the column's previous winner (the lowest), else the least used cell */
+      winner = -1;
+      if (!tm->nupic)
+        for (int32_t k = 0; k < K; ++k) if (bit(st->cur.win_bits, col * K + k)) { winner = col * K + k; break; }
+      if (winner < 0) {  /* fewest segments; ties: lowest index (NuPIC: a counter-based random draw) */
+        uint64_t bk = UINT64_MAX; winner = col * K;
+        for (int32_t k = 0; k < K; ++k) {
+          int32_t cell = col * K + k;
+          uint32_t tie = tm->nupic ? fold(lu_key, (uint32_t)cell) : (uint32_t)k;
+          uint64_t key = ((uint64_t)st->cseg.run[cell].len << 32) | tie;
+          if (key < bk) { bk = key; winner = cell; }
+        }
       }
       if (learn && st->cur.win.n > 0 && tm->max_new > 0) iv_push(&st->newcells, winner);
     }
@@ -518,7 +555,10 @@ static void stream_step(const step_args *a, int32_t s) {
     /* new segments first (uids in column order), then adapt, then grow */
     for (int64_t k = 0; k < st->newcells.n; ++k) {
       int32_t cell = st->newcells.p[k];
-      if ((int64_t)st->cseg.run[cell].len >= tm->max_seg) evict_lru(st, cell);
+      if ((int64_t)st->cseg.run[cell].len >= tm->max_seg) {
+        if (tm->nupic) evict_lru(st, cell);
+        else evict_weakest(st, cell);
+      }
       iv_push(&st->newsegs, seg_create(tm, st, cell, st->next_uid++, a->iteration));
     }
     for (int64_t k = 0; k < st->learn.n; ++k) {
@@ -558,6 +598,7 @@ void *cogsim_htm_tm_new(const tm_params *p) {
   tm->act_th = p->activation_threshold; tm->min_th = p->min_threshold;
   tm->floor_ = p->min_threshold > 1 ? p->min_threshold : 1;
   tm->max_new = p->max_new_synapse_count; tm->max_seg = p->max_segments_per_cell; tm->max_syn = p->max_synapses_per_segment;
+  tm->nupic = p->nupic_rules;
   tm->init = p->initial_permanence; tm->conn = p->connected; tm->inc = p->permanence_increment;
   tm->dec = p->permanence_decrement; tm->psd = p->predicted_segment_decrement; tm->eps = p->epsilon;
   tm->seed = p->seed; tm->compact_floor = (uint64_t)p->compact_floor;

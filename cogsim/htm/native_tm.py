@@ -15,13 +15,13 @@ import torch
 from cogsim.htm.counter_rng import SALT_GROW, SALT_LEAST_USED
 from cogsim.native import EXACT_CFLAGS, NativeLibrary, kernel_threads, max_threads
 
-ABI = 1
+ABI = 2
 
 
 class _Params(ctypes.Structure):
     _fields_ = [(n, ctypes.c_int32) for n in (
         "columns", "cells_per_column", "activation_threshold", "min_threshold", "max_new_synapse_count",
-        "max_segments_per_cell", "max_synapses_per_segment", "streams")] + [
+        "max_segments_per_cell", "max_synapses_per_segment", "streams", "nupic_rules")] + [
         (n, ctypes.c_float) for n in ("initial_permanence", "connected", "permanence_increment",
                                       "permanence_decrement", "predicted_segment_decrement", "epsilon")] + [
         ("seed", ctypes.c_int64), ("compact_floor", ctypes.c_int64)]
@@ -91,6 +91,7 @@ class NativeTM:
                     activation_threshold=tm.activation_threshold, min_threshold=tm.min_threshold,
                     max_new_synapse_count=tm.max_new_synapse_count, max_segments_per_cell=tm.max_segments_per_cell,
                     max_synapses_per_segment=tm.max_synapses_per_segment, streams=tm.streams,
+                    nupic_rules=int(tm.rules == "nupic"),
                     initial_permanence=tm.initial_permanence, connected=tm._connected,
                     permanence_increment=tm.permanence_increment, permanence_decrement=tm.permanence_decrement,
                     predicted_segment_decrement=tm.predicted_segment_decrement, epsilon=tm._eps,

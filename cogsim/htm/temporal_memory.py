@@ -3,7 +3,8 @@
 All streams advance together, one ``compute`` per time step, with no Python loop over streams,
 columns, cells or segments; counter-based randomness makes stream ``s`` equal a one-stream TM seeded
 ``seed + s``. On a CPU the step runs in the bit-exact C kernel of :mod:`cogsim.htm.native_tm`. The
-rules, and where they differ from htm.core, are in docs/design.md §5.2.3; storage is
+rules are in docs/design.md §5.2.3: htm.core's by default, NuPIC's tie-break, winner reuse and
+eviction with ``rules="nupic"``; docs/htm.md tables every difference from htm.core. Storage is
 :mod:`cogsim.htm.connections`.
 """
 from __future__ import annotations
@@ -21,6 +22,8 @@ from cogsim.htm.connections import _SCAN, Connections
 _NATIVE_EXPORTED = ("syn_pre", "syn_perm", "seg_cell", "seg_uid", "seg_last", "seg_nsyn", "seg_top", "next_uid",
                     "cell_nseg")
 BACKENDS = ("auto", "native", "torch")
+#: where htm.core and NuPIC differ (tie-break, winner reuse, eviction): see the module docstring
+RULES = ("htm.core", "nupic")
 
 EPSILON = 1e-6  # htm::Epsilon
 _I64 = torch.int64
@@ -62,10 +65,13 @@ class TemporalMemory(Connections, nn.Module):
                  max_new_synapse_count: int = 20, permanence_increment: float = 0.1,
                  permanence_decrement: float = 0.1, predicted_segment_decrement: float = 0.0,
                  max_segments_per_cell: int = 255, max_synapses_per_segment: int = 255, seed: int = 42,
-                 streams: int = 1, device: str | torch.device | None = None, backend: str = "auto") -> None:
+                 streams: int = 1, device: str | torch.device | None = None, backend: str = "auto",
+                 rules: str = "htm.core") -> None:
         super().__init__()
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if rules not in RULES:
+            raise ValueError(f"rules must be one of {', '.join(RULES)}, got {rules!r}")
         for name, value in (("num_columns", num_columns), ("cells_per_column", cells_per_column),
                             ("max_segments_per_cell", max_segments_per_cell),
                             ("max_synapses_per_segment", max_synapses_per_segment), ("streams", streams)):
@@ -104,6 +110,8 @@ class TemporalMemory(Connections, nn.Module):
         self.permanence_decrement = _f32(permanence_decrement)
         self.predicted_segment_decrement = _f32(predicted_segment_decrement)
         self.seed = int(seed)
+        self.rules = rules
+        self._nupic = rules == "nupic"
         # htm.core: connectedThreshold_ = connectedPermanence - Epsilon, computed in float32
         self._connected = float(np.float32(connected_permanence) - np.float32(EPSILON))
         self._eps = _f32(EPSILON)
@@ -263,7 +271,7 @@ class TemporalMemory(Connections, nn.Module):
         if burst_cols.numel():
             best_pos, best_cells, match_cols = self._best_matching(burst)
             has_match = torch.zeros(S * C, dtype=torch.bool, device=dev).index_fill_(0, match_cols, True)
-            new_cells = self._least_used_cells(burst_cols[~has_match.index_select(0, burst_cols)])
+            new_cells = self._new_winners(burst_cols[~has_match.index_select(0, burst_cols)])
             learn_pos = torch.cat([learn_pos, best_pos])
             burst_cells = (burst_cols[:, None] * K + torch.arange(K, device=dev)).view(-1)
             active_idx = torch.cat([pred_cells, burst_cells])
@@ -299,16 +307,25 @@ class TemporalMemory(Connections, nn.Module):
         win = key == best.index_select(0, mcol)
         return pos[win], cells[win], mcol
 
-    def _least_used_cells(self, gcols: torch.Tensor) -> torch.Tensor:
-        """For each global column id: the cell with fewest segments, random tie-break."""
+    def _new_winners(self, gcols: torch.Tensor) -> torch.Tensor:
+        """Winner of each bursting column without a matching segment (global column ids): the
+        column's previous winner cell (the lowest if several; htm.core since 2023), else the least
+        used cell (fewest segments; ties: the lowest index, or a counter-based random draw under
+        NuPIC's rules, which also skip the reuse)."""
         if gcols.numel() == 0:
             return gcols
         K, C, N = self.cells_per_column, self.num_columns, self.num_cells
-        cells = gcols[:, None] * K + torch.arange(K, device=self.device)
-        stream = gcols // C
-        tie = hash_fold(self._stream_keys(SALT_LEAST_USED)[stream][:, None], cells - (stream * N)[:, None])
-        key = (self.cell_nseg[cells].long() << 32) | tie
-        return cells.gather(1, key.argmin(1, keepdim=True)).squeeze(1)
+        k = torch.arange(K, device=self.device)
+        cells = gcols[:, None] * K + k
+        nseg = self.cell_nseg[cells].long()
+        if self._nupic:
+            stream = gcols // C
+            tie = hash_fold(self._stream_keys(SALT_LEAST_USED)[stream][:, None], cells - (stream * N)[:, None])
+            return cells.gather(1, ((nseg << 32) | tie).argmin(1, keepdim=True)).squeeze(1)
+        least = cells.gather(1, (nseg * K + k).argmin(1, keepdim=True)).squeeze(1)
+        was_winner = self.prev_winner.index_select(0, cells.view(-1)).view(cells.shape)
+        first = torch.where(was_winner, k, K).min(1).values
+        return torch.where(first < K, gcols * K + first, least)
 
     def _stream_keys(self, salt: int) -> torch.Tensor:
         """Per-stream hash prefix of this step's draws for one purpose: hash32(salt, step, seed_s)."""
@@ -428,17 +445,35 @@ class TemporalMemory(Connections, nn.Module):
             self._destroy_segments(rows[dead])
         return ~dead[:n_learn]
 
-    def _evict_lru(self, cells) -> torch.Tensor:
-        """Destroy the least recently used segment (ties: oldest) of each given cell; returns the
-        freed slots."""
+    def _evict(self, cells) -> torch.Tensor:
+        """Destroy one segment of each given (full) cell; returns the freed slots. htm.core
+        (``pruneSegment_``): the segment with the smallest sum of squared permanences; NuPIC: the
+        least recently used. Ties: the oldest."""
         lists = self._cell_segs.index_select(0, cells).long()
         valid = lists >= 0
         safe = lists.clamp(min=0)
-        key = (self.seg_last[safe] << 32) | self.seg_uid[safe]
+        uid = self.seg_uid[safe]
+        if self._nupic:
+            key = (self.seg_last[safe] << 32) | uid
+        else:
+            strength = self._strength(safe.view(-1)).view(safe.shape).masked_fill_(~valid, float("inf"))
+            weakest = strength == strength.min(1, keepdim=True).values
+            key = torch.where(weakest, uid, torch.iinfo(_I64).max)
         key.masked_fill_(~valid, torch.iinfo(_I64).max)
         slots = lists.gather(1, key.argmin(1, keepdim=True)).squeeze(1)
         self._destroy_segments(slots)
         return slots
+
+    def _strength(self, rows) -> torch.Tensor:
+        """Sum of squared permanences of each row, in float64, smallest terms first: the squares are
+        exact and the order fixed, so the C kernel (synapses stored elsewhere) gets the same sums."""
+        perm = self.syn_perm.index_select(0, rows).double()
+        perm.masked_fill_(self.syn_pre.index_select(0, rows) == self._pad, 0.0)
+        squares = torch.sort(perm * perm, dim=1).values
+        total = torch.zeros(rows.numel(), dtype=torch.float64, device=self.device)
+        for j in range(squares.shape[1]):  # one term at a time: a reduction would reorder the sum
+            total += squares[:, j]
+        return total
 
     def _grow(self, rows, n_desired, table) -> None:
         """htm.core growSynapses onto the previous winner cells, for every (existing) row at once."""

@@ -77,10 +77,12 @@ class World:
 
     def all_sum(self, values: torch.Tensor) -> torch.Tensor:
         """Element-wise sum over ranks (a new tensor on the same device)."""
-        values = values.detach().clone()
-        if self.parallel:
-            dist.all_reduce(values)
-        return values
+        if not self.parallel:
+            return values.detach().clone()
+        where = values.device
+        values = values.detach().to("cuda" if dist.get_backend() == "nccl" else where, copy=True)
+        dist.all_reduce(values)
+        return values.to(where)
 
 
 SINGLE = World()
@@ -109,17 +111,26 @@ def join(device: torch.device) -> tuple[World, torch.device]:
     size, rank = int(env["WORLD_SIZE"]), int(env["RANK"])
     local_rank = int(env.get("LOCAL_RANK", rank))
     local_size = int(env.get("LOCAL_WORLD_SIZE", size))
+    device = rank_device(device, local_rank)
     if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend, timeout=_dt.timedelta(seconds=timeout_seconds()))
+        dist.init_process_group(backend_for(device), timeout=_dt.timedelta(seconds=timeout_seconds()))
     elif dist.get_world_size() != size:
         raise CogsimError(f"torch.distributed already runs {dist.get_world_size()} ranks, WORLD_SIZE says {size}")
     fit_threads(local_size)
     _stop_on_sigterm(rank, size)
     return World(rank, size, local_rank, local_size), device
+
+
+def rank_device(device: torch.device, local_rank: int) -> torch.device:
+    """The device of local rank ``local_rank``: GPU number ``local_rank`` when training on CUDA."""
+    return torch.device("cuda", local_rank) if device.type == "cuda" else device
+
+
+def backend_for(device: torch.device) -> str:
+    """NCCL between GPUs, gloo between CPU processes."""
+    return "nccl" if device.type == "cuda" else "gloo"
 
 
 def fit_threads(local_ranks: int) -> int:
@@ -224,8 +235,10 @@ def evaluate(model, inputs: torch.Tensor, targets: torch.Tensor, token_bytes: np
     model.eval()
     totals = torch.zeros(3, dtype=torch.float64)
     try:
+        block = world.rows(batch_size)  # a short last batch keeps the blocks (HTM: row g → stream g)
         for i in range(0, len(inputs), batch_size):
-            part = world.rows(min(batch_size, len(inputs) - i))
+            n = min(batch_size, len(inputs) - i)
+            part = slice(min(n, block.start), min(n, block.stop))
             x, y = inputs[i + part.start: i + part.stop], targets[i + part.start: i + part.stop]
             counted = len(x) > 0
             if not counted:

@@ -3,6 +3,7 @@ ranks. Each check raises AssertionError on a mismatch; the script prints one lin
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -56,7 +57,51 @@ def sharded_equals_unsharded(rank: int) -> None:
     assert all(torch.equal(o, mine) for o in other), "replicated tables diverged"
 
 
-CHECKS = {"sharded": sharded_equals_unsharded}
+def shared_host_updates(rank: int) -> None:
+    """Two ranks of one node share one host table in /dev/shm. Concurrent updates of disjoint rows
+    give exactly the result of applying them one after the other; a step through
+    apply_gradients (overlapping rows) equals a replicated table's."""
+    from cogsim.engram.node_shared import NodeSharedTable
+    from cogsim.engram.sparse_optim import make_optimizer
+    from cogsim.engram.tables import EngramTable, init_rows
+
+    rows, dim, opt = 5000, 8, make_optimizer("adam")
+    table = NodeSharedTable(rows, dim, seed=9, what="test")
+    assert (table.local_size, table.local_rank) == (2, rank)
+    weight = init_rows(9, torch.arange(rows), dim)  # the serial reference
+    state = torch.zeros(rows, 2)
+    assert torch.equal(table._weight, weight)
+
+    def round_rows(r: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(1000 * k + r)
+        idx = torch.unique(torch.randint(0, rows // 2, (800,), generator=g)) * 2 + r  # rank r: rows ≡ r mod 2
+        return idx, torch.randn(len(idx), dim, generator=g)
+
+    for k in range(20):
+        dist.barrier()  # both ranks write at the same time
+        idx, grad = round_rows(rank, k)
+        table.update(idx, grad, opt, 0.01)
+        for r in (0, 1):  # the reference: rank 0's rows, then rank 1's
+            ridx, rgrad = round_rows(r, k)
+            w, s = opt.update(weight[ridx], state[ridx], rgrad, 0.01)
+            weight[ridx], state[ridx] = w, s
+    dist.barrier()
+    assert torch.equal(table._weight, weight), "concurrent disjoint updates differ from serial ones"
+    assert torch.equal(table._state, state), "optimizer state differs from serial updates"
+
+    replicated = EngramTable(rows, dim, "device", seed=9, what="reference")
+    replicated.weight.copy_(weight)
+    replicated.opt_state.copy_(state)
+    g = torch.Generator().manual_seed(7 + rank)
+    idx = torch.unique(torch.randint(0, rows, (1500,), generator=g))  # overlapping between ranks
+    grad = torch.randn(len(idx), dim, generator=g)
+    a = table.apply_gradients(idx, grad, opt, 0.02)
+    b = replicated.apply_gradients(idx, grad, opt, 0.02)
+    assert torch.equal(a, b)
+    assert torch.equal(table._weight, replicated.weight) and torch.equal(table._state, replicated.opt_state)
+
+
+CHECKS = {"sharded": sharded_equals_unsharded, "shared_host": shared_host_updates}
 
 if __name__ == "__main__":
     dist.init_process_group("gloo")

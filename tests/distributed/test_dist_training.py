@@ -8,7 +8,9 @@ import pytest
 
 from cogsim.errors import CogsimError
 from cogsim.graph.spec import read_spec
-from cogsim.train.distributed import World, check_batch
+import torch
+
+from cogsim.train.distributed import World, backend_for, check_batch, rank_device
 from cogsim.train.trainer import Trainer
 from launch import torchrun
 
@@ -77,7 +79,10 @@ def test_unsharded_one_process_equals_sharded_one_process(write_arch, tiny_corpu
     arch = write_arch(ARCH)
     for name, placement in (("sharded", "sharded"), ("device", "device")):
         spec = read_spec(arch, [f"data.path={tiny_corpus}", f"nodes.engram.placement={placement}", "train.steps=3"])
-        Trainer(spec, tmp_path / name, device="cpu").train()
+        trainer = Trainer(spec, tmp_path / name, device="cpu")
+        trainer.train()
+        # the rows of steps 2 and 3 were asked for during the step before (fetched while it ran)
+        assert trainer.model.nodes["engram"].prefetcher.stats["ahead"] == 2
     assert rows(tmp_path / "sharded") == rows(tmp_path / "device")
 
 
@@ -85,3 +90,11 @@ def test_a_batch_the_ranks_cannot_split_is_one_line_error():
     check_batch(8, World(0, 2))
     with pytest.raises(CogsimError, match=r"^train.batch_size 6 is not divisible by the 4 ranks; use a multiple of 4$"):
         check_batch(6, World(1, 4))
+
+
+def test_world_blocks_devices_and_backends():
+    assert [World(r, 4).rows(8) for r in range(4)] == [slice(0, 2), slice(2, 4), slice(4, 6), slice(6, 8)]
+    assert World(1, 2).rows(3) == slice(2, 3) and World(3, 4).rows(3) == slice(3, 3)
+    assert rank_device(torch.device("cuda"), 3) == torch.device("cuda", 3)
+    assert rank_device(torch.device("cpu"), 3) == torch.device("cpu")
+    assert (backend_for(torch.device("cuda", 1)), backend_for(torch.device("cpu"))) == ("nccl", "gloo")

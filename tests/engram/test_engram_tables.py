@@ -129,7 +129,7 @@ def test_storage_dir_moves_a_temporary_mmap_table(tmp_path):
     train(model, batches(2))
     rows = all_rows(model)
     temp = model.engram.table.path
-    model.engram.set_storage_dir(tmp_path / "runs" / "r1")
+    model.engram.attach_run_dir(tmp_path / "runs" / "r1")
     assert model.engram.table.path == tmp_path / "runs" / "r1" / "engram_table.f32"
     assert not temp.exists() and torch.equal(all_rows(model), rows)
     model.engram.close()

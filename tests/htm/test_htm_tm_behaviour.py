@@ -135,10 +135,11 @@ def test_permanences_stay_in_bounds_and_limits_hold():
 
 
 def test_seeded_runs_are_reproducible_and_seeds_matter():
+    """The seed draws which previous winners a segment grows onto when it cannot take them all."""
     xs = _codes(60, streams=2, seed=1)
 
     def run(seed):
-        tm = _tm(seed=seed, streams=2)
+        tm = _tm(seed=seed, streams=2, max_new_synapse_count=8, activation_threshold=6, min_threshold=4)
         out = torch.stack([tm.compute(xs[t % 20]) for t in range(60)])
         return out, tm.segments(0)
 

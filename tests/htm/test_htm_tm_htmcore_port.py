@@ -470,7 +470,6 @@ def test_get_methods():
     assert got == pytest.approx(PARAMETERS1)
 
 
-@pytest.mark.xfail(strict=True, reason="needs htm.core's winner-cell reuse (not implemented yet)")
 def test_static_inputs(backend):
     """Repeating the same input gives the same output: 10 × a, 10 × b, then b once more."""
     for seed in range(4):

@@ -1,7 +1,7 @@
 """The batched TemporalMemory against a sequential reference: a plain-Python, column-by-column port
 of htm.core's TemporalMemory (activateDendrites / activatePredictedColumn / burstColumn /
 punishPredictedColumn, Connections adaptSegment / growSynapses / createSegment) that uses the same
-documented tie-break and counter-based random draws. Small limits exercise pruning, punishment,
+documented tie-breaks and counter-based random draws, under htm.core's rules and NuPIC's. Small limits exercise pruning, punishment,
 segment eviction and the synapse limit. Every step must agree exactly: anomaly, active, winner and
 predictive cells, and every segment's synapses and permanences."""
 from __future__ import annotations
@@ -26,12 +26,13 @@ class ReferenceTM:
     def __init__(self, num_columns, cells_per_column, activation_threshold, initial_permanence,
                  connected_permanence, min_threshold, max_new_synapse_count, permanence_increment,
                  permanence_decrement, predicted_segment_decrement, max_segments_per_cell,
-                 max_synapses_per_segment, seed):
+                 max_synapses_per_segment, seed, rules="htm.core"):
         self.C, self.K = num_columns, cells_per_column
         self.act_th, self.min_th, self.max_new = activation_threshold, min_threshold, max_new_synapse_count
         self.init = F(initial_permanence)
         self.inc, self.dec, self.psd = F(permanence_increment), F(permanence_decrement), F(predicted_segment_decrement)
         self.max_seg, self.max_syn, self.seed = max_segments_per_cell, max_synapses_per_segment, seed
+        self.nupic = rules == "nupic"
         self.conn = F(connected_permanence) - F(1e-6)
         self.segs = {}  # uid -> {"cell", "syn": {pre: perm}, "last"}
         self.cell_segs = defaultdict(list)
@@ -92,9 +93,23 @@ class ReferenceTM:
             else:
                 seg[c] = self.init
 
-    def _least_used(self, col):
+    def _least_used(self, col, prev_winners):
         cells = range(col * self.K, (col + 1) * self.K)
-        return min(cells, key=lambda c: (len(self.cell_segs[c]), hash32(SALT_LEAST_USED, self.step, self.seed, c)))
+        if self.nupic:
+            return min(cells, key=lambda c: (len(self.cell_segs[c]), hash32(SALT_LEAST_USED, self.step, self.seed, c)))
+        reuse = [c for c in cells if c in prev_winners]
+        return reuse[0] if reuse else min(cells, key=lambda c: (len(self.cell_segs[c]), c))
+
+    def _weakest(self, cell):
+        if self.nupic:
+            return min(self.cell_segs[cell], key=lambda u: (self.segs[u]["last"], u))
+
+        def strength(u):
+            total = 0.0
+            for q in sorted(float(p) * float(p) for p in self.segs[u]["syn"].values()):
+                total += q
+            return total
+        return min(self.cell_segs[cell], key=lambda u: (strength(u), u))
 
     def compute(self, active_cols, learn=True):
         active_cols = set(active_cols)
@@ -129,7 +144,7 @@ class ReferenceTM:
                     best = max(matching, key=lambda u: (self.pot[u], -self.segs[u]["cell"], -u))
                     winner = self.segs[best]["cell"]
                 else:
-                    best, winner = None, self._least_used(col)
+                    best, winner = None, self._least_used(col, prev_winners)
                 new_winners.add(winner)
                 if learn and best is not None:
                     pot = self.pot[best]
@@ -138,8 +153,7 @@ class ReferenceTM:
                         self._grow(best, prev_winners, self.max_new - pot)
                 elif learn and prev_winners:
                     while len(self.cell_segs[winner]) >= self.max_seg:
-                        lru = min(self.cell_segs[winner], key=lambda u: (self.segs[u]["last"], u))
-                        self._destroy(lru)
+                        self._destroy(self._weakest(winner))
                     uid = self.next_uid
                     self.next_uid += 1
                     self.segs[uid] = {"cell": winner, "syn": {}, "last": self.iteration}
@@ -200,10 +214,11 @@ def _inputs(num_columns, steps, n_active, streams, seed):
     return out
 
 
-@pytest.mark.parametrize("name,search,backend",
-                         [(n, "auto", b) for n in sorted(CONFIGS) for b in ("torch", "native")]
-                         + [("limits", "scan", "torch"), ("limits", "touched", "torch")])
-def test_batched_tm_matches_sequential_reference(name, search, backend, monkeypatch):
+@pytest.mark.parametrize("name,search,backend,rules",
+                         [(n, "auto", b, "htm.core") for n in sorted(CONFIGS) for b in ("torch", "native")]
+                         + [("limits", "scan", "torch", "htm.core"), ("limits", "touched", "torch", "htm.core")]
+                         + [(n, "auto", b, "nupic") for n in ("limits", "churn") for b in ("torch", "native")])
+def test_batched_tm_matches_sequential_reference(name, search, backend, rules, monkeypatch):
     """Both backends (the torch path and the C kernel) against the per-stream reference, step by step."""
     cfg = CONFIGS[name]
     if backend == "native" and native_tm.library() is None:
@@ -217,8 +232,8 @@ def test_batched_tm_matches_sequential_reference(name, search, backend, monkeypa
     monkeypatch.setattr(Connections, "_compact", lambda self: (compactions.append(1), original(self)))
     streams, steps, seed = 3, 100, 5
     xs = _inputs(cfg["num_columns"], steps, 6, streams, seed=11)
-    tm = TemporalMemory(**cfg, seed=seed, streams=streams, backend=backend)
-    refs = [ReferenceTM(**cfg, seed=seed + s) for s in range(streams)]
+    tm = TemporalMemory(**cfg, seed=seed, streams=streams, backend=backend, rules=rules)
+    refs = [ReferenceTM(**cfg, seed=seed + s, rules=rules) for s in range(streams)]
     for t in range(steps):
         learn = t % 17 != 16  # a few inference-only steps
         anomaly = tm.compute(xs[t], learn=learn)

@@ -75,7 +75,8 @@ def cells(mask) -> list[int]:
 
 
 def segs_of(tm, cell) -> list[dict[int, float]]:
-    """The synapses {presynaptic cell: permanence} of each segment on ``cell`` (creation order)."""
+    """The synapses {presynaptic cell: permanence} of each segment on ``cell``, in creation order
+    (but an evicted segment's successor takes its place on the torch path)."""
     return [dict(syn) for c, syn in tm.segments(0) if c == cell]
 
 

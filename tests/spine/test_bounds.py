@@ -3,12 +3,15 @@ line of the field the user wrote."""
 from __future__ import annotations
 
 import math
+import pickle
 from dataclasses import dataclass
 
 import pytest
 
 from cogsim.bounds import Annotated, Checked, Count, FieldError, Range, Unit, violation
+from cogsim.anomaly.detector import DetectorConfig
 from cogsim.cli import main
+from cogsim.data.synthetic import TASKS
 from cogsim.registry import BUILTINS, registry
 from cogsim.settings import DataSettings, ModelSettings, TrainSettings
 
@@ -59,12 +62,25 @@ def test_a_checked_record_rejects_a_bound_then_a_rule_joining_fields():
         Pair(3, 2.0)
 
 
-@pytest.mark.parametrize("type_name", sorted(BUILTINS))
-def test_every_component_and_settings_section_declares_its_bounds(type_name):
+def test_a_field_error_survives_pickling_with_its_field():
+    from cogsim.engram.hashing import EngramConfigError
+    from cogsim.errors import CogsimError
+
+    for error in (FieldError("low", "must be ≥ 1, got 0"), EngramConfigError("pad_id", "must be in [0, 5), got 9")):
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error) and back.field == error.field and str(back) == str(error)
+    assert isinstance(back, CogsimError)
+
+
+RECORDS = ([registry.get(name).Params for name in sorted(BUILTINS)] + [t.Params for t in TASKS.values()]
+           + [ModelSettings, TrainSettings, DataSettings, DetectorConfig])
+
+
+@pytest.mark.parametrize("record", RECORDS, ids=lambda c: c.__name__)
+def test_every_parameter_record_declares_its_bounds(record):
     """No parameter record checks values by hand: bounds sit on the fields, rules in check()."""
-    for cls in (registry.get(type_name).Params, ModelSettings, TrainSettings, DataSettings):
-        assert issubclass(cls, Checked), cls
-        assert "__post_init__" not in vars(cls), cls
+    assert issubclass(record, Checked)
+    assert "__post_init__" not in vars(record)
 
 
 HEADER = "model:\n  d_model: 32\n  n_heads: 2\n  seq_len: 16\n  vocab_size: 300\n"
@@ -82,6 +98,12 @@ HEADER = "model:\n  d_model: 32\n  n_heads: 2\n  seq_len: 16\n  vocab_size: 300\
      "node 'e': parameter 'engram_vocab_size': every item must be ≥ 2, got 1"),
     (HEADER + "nodes:\n  h:\n    type: htm\n    min_threshold: 9\n", 9,
      "node 'h': parameter 'min_threshold': must be ≤ activation_threshold (8), got 9"),
+    (HEADER + "nodes:\n  e:\n    type: engram\n    branches: 3\n", 9,
+     "node 'e': parameter 'branches': d_model 32 is not divisible by 3 branches"),
+    (HEADER + "data:\n  task: mqar\n  pairs: 3\n  gap: 0\n", 9,
+     "data (task mqar): parameter 'gap': must be ≥ 1, got 0"),
+    (HEADER + "data:\n  task: mqar\n  seq_len: 8\n", 8,
+     "data (task mqar): parameter 'seq_len': seq_len 8 is too short for 4 pairs at gap 32: it needs ≥ 3·pairs + gap − 1 = 43"),
 ])
 def test_check_points_at_the_line_of_the_field(write_arch, capsys, text, line, message):
     text += "" if "nodes:" in text else "nodes:\n  b: {type: block}\n"

@@ -181,11 +181,11 @@ def test_motifs_report_measures_recovery():
 
 @pytest.mark.parametrize("name,bad,message", [
     ("mqar", {"gap": 30}, "too short for 3 pairs at gap 30"),
-    ("mqar", {"vocab": 6}, r"vocab must be ≥ 2·pairs \+ 1"),
+    ("mqar", {"vocab": 6}, r"vocab: must be ≥ 2·pairs \+ 1"),
     ("copy", {"vocab": 2}, "must be ≥ items"),
     ("count", {"span": 19}, "too short for 3 queries"),
     ("facts", {"queries": 11}, "must be ≤ n_facts"),
-    ("motifs", {"branches": 1}, "branches must be ≥ 2"),
+    ("motifs", {"branches": 1}, "branches: must be ≥ 2"),
 ])
 def test_impossible_parameters_are_refused(name, bad, message):
     with pytest.raises(ValueError, match=message):

@@ -3,9 +3,7 @@ earlier module on the second cognitive cycle; causal end to end, traces per cycl
 import pytest
 import torch
 
-cogsim = pytest.importorskip("cogsim")
-if not hasattr(cogsim, "build_model"):
-    pytest.skip("cogsim.build_model is not available yet", allow_module_level=True)
+import cogsim
 
 ARCH = """\
 name: ws_small

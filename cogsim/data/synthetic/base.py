@@ -15,6 +15,11 @@ from typing import ClassVar
 
 import numpy as np
 
+from cogsim.bounds import Annotated, FieldError, Range
+
+#: a task's own sequence length (default: model.seq_len)
+SeqLen = Annotated[int, Range(ge=1)] | None
+
 IGNORE = -100  # the target of positions that are not answers (torch's cross-entropy ignore_index)
 TRAIN, VALIDATION, WORLD = 1, 2, 3  # generator streams: training batches, validation batches, fixed worlds
 
@@ -42,17 +47,11 @@ class Vocabulary:
         return " ".join(self.names[int(i)] for i in ids)
 
 
-def check(cond: bool, message: str) -> None:
-    """Reject an impossible parameter combination (``ValueError``: the spec layer adds file:line)."""
+def check(cond: bool, field: str, message: str) -> None:
+    """Reject a layout the run cannot hold (a :class:`~cogsim.bounds.FieldError` on ``field``, so the
+    spec layer points at that parameter's line)."""
     if not cond:
-        raise ValueError(message)
-
-
-def check_counts(params, *names: str) -> None:
-    """Each named parameter ≥ 1, and ``seq_len`` (if set) > 0."""
-    for name in names:
-        check(getattr(params, name) >= 1, f"{name} must be ≥ 1, got {getattr(params, name)}")
-    check(params.seq_len is None or params.seq_len > 0, f"seq_len must be > 0, got {params.seq_len}")
+        raise FieldError(field, message)
 
 
 def sample_distinct(rng: np.random.Generator, rows: int, population: int, k: int) -> np.ndarray:

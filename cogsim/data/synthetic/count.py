@@ -14,20 +14,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cogsim.data.synthetic.base import IGNORE, Task, check, check_counts, sample_distinct
+from cogsim import bounds
+from cogsim.bounds import Annotated, Checked, Range
+from cogsim.data.synthetic.base import IGNORE, Task, SeqLen, check, sample_distinct
 
 
 @dataclass
-class CountParams:
-    span: int = 48  # D: the positions counted before each query
-    p: float = 0.25  # probability of the marker at each position
-    queries: int = 8  # queries per sequence
-    noise: int = 8  # noise symbols
-    seq_len: int | None = None  # default: model.seq_len
-
-    def __post_init__(self) -> None:
-        check_counts(self, "span", "queries", "noise")
-        check(0.0 < self.p < 1.0, f"p must be in (0, 1), got {self.p}")
+class CountParams(Checked):
+    span: bounds.Count = 48  # D: the positions counted before each query
+    p: Annotated[float, Range(gt=0, lt=1)] = 0.25  # probability of the marker at each position
+    queries: bounds.Count = 8  # queries per sequence
+    noise: bounds.Count = 8  # noise symbols
+    seq_len: SeqLen = None  # default: model.seq_len
 
 
 class Count(Task):
@@ -38,8 +36,8 @@ class Count(Task):
     def __init__(self, params: CountParams, ctx) -> None:
         super().__init__(params, ctx)
         p, t = params, self.seq_len
-        check(t - p.span >= p.queries, f"seq_len {t} is too short for {p.queries} queries after a span of "
-                                       f"{p.span}: it needs ≥ span + queries = {p.span + p.queries}")
+        check(t - p.span >= p.queries, "seq_len", f"seq_len {t} is too short for {p.queries} queries after a span "
+                                                  f"of {p.span}: it needs ≥ span + queries = {p.span + p.queries}")
         self.noise0 = self.vocab.add("n", p.noise)
         self.marker = self.vocab.add("", 1, ["*"])
         self.ask = self.vocab.add("", 1, ["?"])

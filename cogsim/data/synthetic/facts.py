@@ -15,21 +15,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cogsim.data.synthetic.base import IGNORE, WORLD, Task, check, check_counts, sample_distinct
+from cogsim.bounds import Checked, Count
+from cogsim.data.synthetic.base import IGNORE, WORLD, Task, SeqLen, check, sample_distinct
 
 
 @dataclass
-class FactsParams:
-    n_facts: int = 64  # facts in the world
-    relations: int = 4  # relation symbols; subjects = ceil(n_facts / relations)
-    objects: int = 32  # object symbols (the answers)
-    queries: int = 8  # facts asked per sequence (distinct)
-    distractors: int = 16  # distractor symbols filling the rest of a sequence
-    seq_len: int | None = None  # default: model.seq_len
+class FactsParams(Checked):
+    n_facts: Count = 64  # facts in the world
+    relations: Count = 4  # relation symbols; subjects = ceil(n_facts / relations)
+    objects: Count = 32  # object symbols (the answers)
+    queries: Count = 8  # facts asked per sequence (distinct)
+    distractors: Count = 16  # distractor symbols filling the rest of a sequence
+    seq_len: SeqLen = None  # default: model.seq_len
 
-    def __post_init__(self) -> None:
-        check_counts(self, "n_facts", "relations", "objects", "queries", "distractors")
-        check(self.queries <= self.n_facts, f"queries ({self.queries}) must be ≤ n_facts ({self.n_facts})")
+    def check(self) -> None:
+        check(self.queries <= self.n_facts, "queries", f"must be ≤ n_facts ({self.n_facts}), got {self.queries}")
 
 
 class Facts(Task):
@@ -40,7 +40,7 @@ class Facts(Task):
     def __init__(self, params: FactsParams, ctx) -> None:
         super().__init__(params, ctx)
         p = params
-        check(2 * p.queries <= self.seq_len,
+        check(2 * p.queries <= self.seq_len, "seq_len",
               f"seq_len {self.seq_len} is too short for {p.queries} queries of 2 tokens")
         self.n_subjects = math.ceil(p.n_facts / p.relations)
         self.distractor0 = self.vocab.add("d", p.distractors)

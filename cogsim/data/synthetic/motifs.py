@@ -16,25 +16,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cogsim.data.synthetic.base import IGNORE, Task, check, check_counts
+from cogsim.bounds import Annotated, Checked, Count, Range
+from cogsim.data.synthetic.base import IGNORE, Task, SeqLen, check
 
 #: noise symbols between sequences
 NOISE = 8
 
 
 @dataclass
-class MotifsParams:
-    groups: int = 2  # groups of sequences sharing a sub-sequence
-    branches: int = 2  # sequences per group (same middle, different start and end)
-    shared: int = 16  # length of the shared sub-sequence: how far back the deciding start lies
-    noise: int = 4  # at most this many noise symbols between sequences (at least 1)
-    switch: int | None = None  # training step at which the ends rotate; default half of train.steps; 0: never
-    seq_len: int | None = None  # default: model.seq_len
-
-    def __post_init__(self) -> None:
-        check_counts(self, "groups", "shared", "noise")
-        check(self.branches >= 2, f"branches must be ≥ 2 (one shared sub-sequence, several endings), got {self.branches}")
-        check(self.switch is None or self.switch >= 0, f"switch must be ≥ 0 (0: never), got {self.switch}")
+class MotifsParams(Checked):
+    groups: Count = 2  # groups of sequences sharing a sub-sequence
+    # sequences per group (same middle, different start and end)
+    branches: Annotated[int, Range(ge=2, note="one shared sub-sequence, several endings")] = 2
+    shared: Count = 16  # length of the shared sub-sequence: how far back the deciding start lies
+    noise: Count = 4  # at most this many noise symbols between sequences (at least 1)
+    # training step at which the ends rotate; default half of train.steps; 0: never
+    switch: Annotated[int, Range(ge=0, note="0: never")] | None = None
+    seq_len: SeqLen = None  # default: model.seq_len
 
 
 class Motifs(Task):
@@ -45,8 +43,8 @@ class Motifs(Task):
     def __init__(self, params: MotifsParams, ctx) -> None:
         super().__init__(params, ctx)
         p = params
-        check(self.seq_len >= p.noise + p.shared + 2, f"seq_len {self.seq_len} is too short for one sequence "
-                                                      f"(noise + shared + 2 = {p.noise + p.shared + 2})")
+        check(self.seq_len >= p.noise + p.shared + 2, "seq_len",
+              f"seq_len {self.seq_len} is too short for one sequence (noise + shared + 2 = {p.noise + p.shared + 2})")
         self.switch = ctx.steps // 2 if p.switch is None else p.switch
         self.noise0 = self.vocab.add("n", NOISE)
         self.start0 = self.vocab.add("s", p.groups * p.branches)

@@ -15,20 +15,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cogsim.data.synthetic.base import IGNORE, Task, check, check_counts, sample_distinct
+from cogsim.bounds import Checked, Count
+from cogsim.data.synthetic.base import IGNORE, Task, SeqLen, check, sample_distinct
 
 
 @dataclass
-class MqarParams:
-    pairs: int = 4  # key–value pairs per sequence; every key is queried once
-    gap: int = 32  # minimum distance from a pair's value token to the query of its key
+class MqarParams(Checked):
+    pairs: Count = 4  # key–value pairs per sequence; every key is queried once
+    gap: Count = 32  # minimum distance from a pair's value token to the query of its key
     vocab: int = 64  # symbols in all: the filler, keys (half the rest) and values
-    seq_len: int | None = None  # default: model.seq_len
+    seq_len: SeqLen = None  # default: model.seq_len
 
-    def __post_init__(self) -> None:
-        check_counts(self, "pairs", "gap")
-        check(self.vocab >= 2 * self.pairs + 1,
-              f"vocab must be ≥ 2·pairs + 1 = {2 * self.pairs + 1} (distinct keys and values), got {self.vocab}")
+    def check(self) -> None:
+        check(self.vocab >= 2 * self.pairs + 1, "vocab",
+              f"must be ≥ 2·pairs + 1 = {2 * self.pairs + 1} (distinct keys and values), got {self.vocab}")
 
 
 class Mqar(Task):
@@ -40,7 +40,7 @@ class Mqar(Task):
         super().__init__(params, ctx)
         p, t = params, self.seq_len
         self.first_query = 2 * p.pairs - 1 + p.gap
-        check(t - self.first_query >= p.pairs,
+        check(t - self.first_query >= p.pairs, "seq_len",
               f"seq_len {t} is too short for {p.pairs} pairs at gap {p.gap}: it needs ≥ 3·pairs + gap − 1 = "
               f"{self.first_query + p.pairs}")
         self.n_keys = (p.vocab - 1) // 2

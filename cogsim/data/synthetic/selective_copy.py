@@ -14,20 +14,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cogsim.data.synthetic.base import IGNORE, Task, check, check_counts, sample_distinct
+from cogsim.bounds import Checked, Count
+from cogsim.data.synthetic.base import IGNORE, Task, SeqLen, check, sample_distinct
 
 
 @dataclass
-class CopyParams:
-    items: int = 4  # marked tokens to reproduce
-    delay: int = 32  # minimum distance from the last item to the first cue
-    vocab: int = 16  # content symbols the items are drawn from
-    noise: int = 4  # noise symbols
-    seq_len: int | None = None  # default: model.seq_len
+class CopyParams(Checked):
+    items: Count = 4  # marked tokens to reproduce
+    delay: Count = 32  # minimum distance from the last item to the first cue
+    vocab: Count = 16  # content symbols the items are drawn from
+    noise: Count = 4  # noise symbols
+    seq_len: SeqLen = None  # default: model.seq_len
 
-    def __post_init__(self) -> None:
-        check_counts(self, "items", "delay", "vocab", "noise")
-        check(self.vocab >= self.items, f"vocab ({self.vocab}) must be ≥ items ({self.items}): items are distinct")
+    def check(self) -> None:
+        check(self.vocab >= self.items, "vocab",
+              f"must be ≥ items ({self.items}): items are distinct, got {self.vocab}")
 
 
 class SelectiveCopy(Task):
@@ -39,8 +40,8 @@ class SelectiveCopy(Task):
         super().__init__(params, ctx)
         p, t = params, self.seq_len
         self.span = t - p.items - p.delay + 1  # item positions 0 … span − 1
-        check(self.span >= p.items, f"seq_len {t} is too short for {p.items} items at delay {p.delay}: "
-                                    f"it needs ≥ 2·items + delay − 1 = {2 * p.items + p.delay - 1}")
+        check(self.span >= p.items, "seq_len", f"seq_len {t} is too short for {p.items} items at delay {p.delay}: "
+                                               f"it needs ≥ 2·items + delay − 1 = {2 * p.items + p.delay - 1}")
         self.noise0 = self.vocab.add("n", p.noise)
         self.content0 = self.vocab.add("c", p.vocab)
         self.cue0 = self.vocab.add("@", p.items)

@@ -16,7 +16,8 @@ import time
 import torch
 
 from cogsim.bench.model import Subject
-from cogsim.ablation.runner import load_suite, make_variants
+from cogsim.ablation.runner import make_variants
+from cogsim.ablation.suite import load_suite
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from cogsim.data.synthetic import TASKS
 from cogsim.errors import CogsimError, SpecError
 from cogsim.evaluate.probes import METRICS as PROBE_METRICS
 from cogsim.evaluate.stats import mean_std, paired_difference
@@ -32,11 +33,15 @@ from cogsim.threads import share_cores, sharing_cores
 from cogsim.train.trainer import Progress, Trainer
 
 FULL, PLAIN, ENGRAM_MIN = "full", "plain", "engram_min"
+#: what synthetic tasks add to a run's summary (:meth:`cogsim.data.synthetic.base.Task.report`)
+TASK_METRICS = {name: direction for cls in TASKS.values() for name, (direction, _) in cls.report_metrics.items()}
 #: (metric, direction): +1 higher is better, −1 lower is better
-METRICS: tuple[tuple[str, int], ...] = (("val_bpb", -1), ("task_accuracy", +1), *((m, +1) for m in PROBE_METRICS))
+METRICS: tuple[tuple[str, int], ...] = (("val_bpb", -1), ("task_accuracy", +1), *TASK_METRICS.items(),
+                                        *((m, +1) for m in PROBE_METRICS))
 LABELS = {"val_bpb": "validation bits/byte", "task_accuracy": "synthetic task (answer accuracy)", "recall": "fact recall (accuracy)",
           "needle": "needle, multi-query (accuracy)", "vartrack": "variable tracking (accuracy)",
-          "anomaly_lm": "anomaly AUC, LM surprisal", "anomaly_htm": "anomaly AUC, HTM signal"}
+          "anomaly_lm": "anomaly AUC, LM surprisal", "anomaly_htm": "anomaly AUC, HTM signal",
+          **{name: label for cls in TASKS.values() for name, (_, label) in cls.report_metrics.items()}}
 
 
 @dataclass
@@ -152,7 +157,7 @@ def result_row(variant: str, seed: int, summary: dict) -> dict:
     row = {"variant": variant, "seed": seed, "run_dir": summary.get("run_dir", ""),
            "device": summary.get("device"), "parameters": summary.get("parameters"), "steps": summary.get("steps"),
            "seconds": summary.get("seconds"), "val_loss": summary.get("val_loss"), "val_bpb": summary.get("val_bpb"),
-           "task_accuracy": summary.get("task_accuracy")}
+           "task_accuracy": summary.get("task_accuracy"), **{m: summary.get(m) for m in TASK_METRICS}}
     probes = summary.get("probes") or {}
     for metric in PROBE_METRICS:
         row[metric] = probes.get(metric)
@@ -241,22 +246,24 @@ def _run_parallel(plan: list, todo: list[int], device: str, progress: SuiteProgr
 
 
 def summarize(rows: list[dict], variants: list[str], metrics=METRICS, confidence: float = 0.95) -> list[dict]:
-    """Per variant and metric: n, mean, std over seeds, and the paired difference variant − full
-    (mean, its std, the t interval) over the seeds both have. Metrics that are n/a everywhere
-    (e.g. the HTM anomaly AUC of an architecture without HTM) are left out."""
+    """Per variant and metric: n, mean, std over seeds, and the paired difference variant − reference
+    (the first variant: ``full`` of an ablation, the floor of a task suite; mean, its std, the t
+    interval) over the seeds both have. Metrics that are n/a everywhere (e.g. the HTM anomaly AUC of
+    an architecture without HTM) are left out."""
     by = {(r["variant"], r["seed"]): r for r in rows}
     seeds = sorted({r["seed"] for r in rows})
+    reference = variants[0]
     out = []
     for metric, direction in metrics:
         if all(r.get(metric) is None or not math.isfinite(r[metric]) for r in rows):
             continue
-        ref = [by.get((FULL, s), {}).get(metric) for s in seeds]
+        ref = [by.get((reference, s), {}).get(metric) for s in seeds]
         for variant in variants:
             values = [by.get((variant, s), {}).get(metric) for s in seeds]
             mean, std, n = mean_std(values)
             row = {"variant": variant, "metric": metric, "better": "higher" if direction > 0 else "lower",
                    "n": n, "mean": mean, "std": std}
-            if variant != FULL and FULL in variants:
+            if variant != reference:
                 d = paired_difference(values, ref, confidence)
                 row.update(diff=d.mean, diff_std=d.std, diff_n=d.n, ci_low=d.low, ci_high=d.high)
             else:
@@ -267,7 +274,7 @@ def summarize(rows: list[dict], variants: list[str], metrics=METRICS, confidence
 
 SUMMARY_COLUMNS = ["variant", "metric", "better", "n", "mean", "std", "diff", "diff_std", "diff_n", "ci_low", "ci_high"]
 RUN_COLUMNS = ["variant", "seed", "steps", "parameters", "seconds", "val_loss", "val_bpb", "task_accuracy",
-               *PROBE_METRICS, "run_dir"]
+               *TASK_METRICS, *PROBE_METRICS, "run_dir"]
 
 
 def _cell(value) -> str:
@@ -294,8 +301,9 @@ def _fmt(x: float, digits: int, signed: bool = False) -> str:
     return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
 
 
-def _digits(metric: str) -> int:
-    return 4 if metric == "val_bpb" else 3
+def digits(metric: str) -> int:
+    """Decimals shown for ``metric``: bits per byte 4, step counts 0, accuracies 3."""
+    return 4 if metric == "val_bpb" else 0 if metric.endswith("_steps") else 3
 
 
 def markdown(summary: list[dict], variants: list[Variant], seeds: list[int], header: str = "") -> str:
@@ -313,17 +321,20 @@ def markdown(summary: list[dict], variants: list[Variant], seeds: list[int], hea
         row = []
         for m in metrics:
             c = cells.get((name, m))
-            row.append("n/a" if c is None or not math.isfinite(c["mean"]) else
-                       f"{_fmt(c['mean'], _digits(m))} ± {_fmt(c['std'], _digits(m))}")
+            if c is None or not math.isfinite(c["mean"]):
+                row.append("n/a")
+                continue
+            text = f"{_fmt(c['mean'], digits(m))} ± {_fmt(c['std'], digits(m))}"
+            row.append(text + (f" ({c['n']} of {len(seeds)} seeds)" if c["n"] < len(seeds) else ""))
         lines.append(f"| {name} | " + " | ".join(row) + " |")
-    if FULL in names and len(names) > 1:
+    if len(names) > 1:
         conf = "95%"
-        lines += ["", f"Paired difference variant − full over the same seeds: mean [{conf} CI, Student t]; "
+        lines += ["", f"Paired difference variant − {names[0]} over the same seeds: mean [{conf} CI, Student t]; "
                   "* marks an interval that excludes 0.", ""]
         lines.append("| variant | " + " | ".join(f"Δ {LABELS.get(m, m)}" for m in metrics) + " |")
         lines.append("|---|" + "---:|" * len(metrics))
         for name in names:
-            if name == FULL:
+            if name == names[0]:
                 continue
             row = []
             for m in metrics:
@@ -331,7 +342,7 @@ def markdown(summary: list[dict], variants: list[Variant], seeds: list[int], hea
                 if c is None or not math.isfinite(c["diff"]):
                     row.append("n/a")
                     continue
-                d = _digits(m)
+                d = digits(m)
                 star = "*" if math.isfinite(c["ci_low"]) and (c["ci_low"] > 0 or c["ci_high"] < 0) else ""
                 row.append(f"{_fmt(c['diff'], d, True)} [{_fmt(c['ci_low'], d, True)}, {_fmt(c['ci_high'], d, True)}]{star}")
             lines.append(f"| {name} | " + " | ".join(row) + " |")
@@ -340,68 +351,6 @@ def markdown(summary: list[dict], variants: list[Variant], seeds: list[int], hea
     return "\n".join(lines) + "\n"
 
 
-@dataclass
-class Suite:
-    """An ablation suite file (``experiments/memory_ablations.yaml``)."""
-
-    file: str
-    architecture: str
-    seeds: list[int]
-    variants: list[str] | None = None
-    overrides: list[str] = field(default_factory=list)
-    out: str | None = None
-    results: str | None = None
-    description: str = ""
-    jobs: int = 1
-
-
-SUITE_KEYS = {"architecture", "seeds", "variants", "steps", "set", "out", "results", "description", "jobs"}
-
-
-def load_suite(path: str | Path) -> Suite:
-    """Read and check a suite file; paths in it are relative to the repository root (the working
-    directory), like the commands that take them."""
-    file = str(path)
-    if not Path(path).exists():
-        raise CogsimError(f"--suite {path}: no such file")
-    raw = load_yaml(path)
-    if not isinstance(raw, dict):
-        raise SpecError("expected a mapping with architecture, seeds, variants, steps, set, out, results", file, 1)
-    for key in raw:
-        if key not in SUITE_KEYS:
-            raise SpecError(f"unknown field {key!r}; expected {', '.join(sorted(SUITE_KEYS))}", file, line_of(raw, key))
-    if not isinstance(raw.get("architecture"), str):
-        raise SpecError("'architecture' must name an architecture file", file, line_of(raw, "architecture", 1))
-    seeds = raw.get("seeds", 3)
-    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds > 0:
-        seeds = list(range(seeds))
-    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-            and len(set(seeds)) == len(seeds)):
-        raise SpecError(f"'seeds' must be a positive count or a list of distinct integers, got {seeds!r}", file,
-                        line_of(raw, "seeds"))
-    variants = raw.get("variants")
-    if variants is not None and not (isinstance(variants, list) and all(isinstance(v, str) for v in variants)):
-        raise SpecError(f"'variants' must be a list of variant names, got {variants!r}", file, line_of(raw, "variants"))
-    overrides = []
-    if "steps" in raw:
-        if not isinstance(raw["steps"], int) or isinstance(raw["steps"], bool) or raw["steps"] < 1:
-            raise SpecError(f"'steps' must be a positive integer, got {raw['steps']!r}", file, line_of(raw, "steps"))
-        overrides.append(f"train.steps={raw['steps']}")
-    sets = raw.get("set") or {}
-    if not isinstance(sets, dict):
-        raise SpecError("'set' must be a mapping of key.path: value (like --set)", file, line_of(raw, "set"))
-    for key, value in sets.items():
-        overrides.append(f"{key}={json.dumps(value)}")
-    jobs = raw.get("jobs", 1)
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise SpecError(f"'jobs' must be a positive integer, got {jobs!r}", file, line_of(raw, "jobs"))
-    for key in ("out", "results", "description"):
-        if key in raw and not isinstance(raw[key], str):
-            raise SpecError(f"'{key}' must be a string, got {raw[key]!r}", file, line_of(raw, key))
-    return Suite(file, raw["architecture"], seeds, variants, overrides, raw.get("out"), raw.get("results"),
-                 raw.get("description", ""), jobs)
-
-
-__all__ = ["ENGRAM_MIN", "FULL", "METRICS", "PLAIN", "RUN_COLUMNS", "SUMMARY_COLUMNS", "Suite", "SuiteProgress",
-           "Variant", "finished_summary", "load_suite", "make_variants", "markdown", "result_row", "run_suite",
+__all__ = ["ENGRAM_MIN", "FULL", "METRICS", "PLAIN", "RUN_COLUMNS", "SUMMARY_COLUMNS", "SuiteProgress",
+           "Variant", "digits", "finished_summary", "make_variants", "markdown", "result_row", "run_suite",
            "summarize", "with_seed", "write_csv"]

@@ -15,6 +15,7 @@ from cogsim import native
 from cogsim.cli import main
 from cogsim.errors import CogsimError
 from cogsim.ablation import runner as ab
+from cogsim.ablation.suite import load_suite
 from cogsim.graph.spec import read_spec
 from cogsim.train.trainer import Trainer
 
@@ -112,7 +113,7 @@ def test_suite_file_sets_the_budget_of_every_variant(write_arch, capsys):
     arch = write_arch(ARCH)
     suite = write_arch(f"architecture: {arch}\nseeds: [3, 5]\nvariants: [plain]\nsteps: 7\n"
                        "set:\n  train.batch_size: 3\n  data.task_mix: 0.1\n", "suite.yaml")
-    s = ab.load_suite(suite)
+    s = load_suite(suite)
     assert s.seeds == [3, 5] and s.variants == ["plain"]
     variants = ab.make_variants(s.architecture, s.overrides, s.variants)
     assert [v.name for v in variants] == ["full", "plain"]

@@ -18,6 +18,7 @@ COMMANDS = {
     "graph": "Draw an architecture graph to a PNG.",
     "bench": "Benchmarks; each prints ratios against a baseline measured in the same run.",
     "viz": "Figures and an HTML report for a run folder.",
+    "sample": "Generate text from a trained run: continue a prompt with its model and tokenizer.",
     "ablate": "Train an architecture and its memory ablations over seeds and compare them.",
     "anomaly": "HTM anomaly detection on CSV time series (timestamp,value).",
     "nab": "The HTM detector over a NAB checkout: NAB's results layout and its three profile scores.",

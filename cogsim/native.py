@@ -9,6 +9,7 @@ kept for :meth:`NativeLibrary.status`.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import importlib.resources
@@ -93,6 +94,20 @@ def set_max_threads(n: int | None) -> None:
     if n is not None and n < 1:
         raise ValueError(f"kernel threads must be at least 1, got {n}")
     _max_threads = n
+
+
+@contextlib.contextmanager
+def thread_limit(n: int | None):
+    """Within the block every kernel call uses at most ``n`` threads (``None``: no change); the
+    previous limit is restored after. For callers that parallelise over their own threads."""
+    global _max_threads
+    saved = _max_threads
+    if n is not None:
+        set_max_threads(n)
+    try:
+        yield
+    finally:
+        _max_threads = saved
 
 
 def max_threads() -> int:

@@ -36,6 +36,16 @@ class LoadedRun:
         return json.loads(path.read_text()) if path.exists() else {}
 
 
+def read_tokenizer(path: Path) -> Tokenizer:
+    """A run's tokenizer file; a missing or damaged one is a one-line error."""
+    if not path.is_file():
+        raise CogsimError(f"{path}: missing (the run's tokenizer)")
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as e:  # the tokenizers library raises plain Exception
+        raise CogsimError(f"{path}: unreadable tokenizer ({str(e).splitlines()[0]})") from None
+
+
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
     """Rebuild the model of a run folder from its config, tokenizer (or synthetic task) and checkpoint
     (weights only)."""
@@ -51,7 +61,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
         tokenizer, nbytes = spec.task.vocab, None
         model = CognitiveModel(build_plan(spec, vocab_size=spec.task.vocab_size))
     else:
-        tokenizer = Tokenizer.from_file(str(run_dir / "tokenizer.json"))
+        tokenizer = read_tokenizer(run_dir / "tokenizer.json")
         nbytes = token_bytes(tokenizer)
         model = CognitiveModel(build_plan(spec, vocab_size=tokenizer.get_vocab_size()))
         model.attach_tokenizer(tokenizer)

@@ -52,6 +52,7 @@ class TrainSettings(Checked):
     checkpoint_every: Count = 100
     log_every: Count = 10
     seed: int = 0
+    tensorboard: bool = False  # also write the metrics as TensorBoard events (run folder/tensorboard)
 
 
 @dataclass

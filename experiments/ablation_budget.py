@@ -16,8 +16,8 @@ import time
 import torch
 
 from cogsim.bench.model import Subject
-from cogsim.ablation.runner import make_variants
 from cogsim.ablation.suite import load_suite
+from cogsim.ablation.variants import make_variants
 
 
 def main() -> None:

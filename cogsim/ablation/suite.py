@@ -1,4 +1,5 @@
-"""Suite files of ``cogsim ablate --suite``: what to train, over which seeds and budget.
+"""Suite files of ``cogsim ablate --suite``: what to train, over which seeds and budget, checked field
+by field with file:line errors.
 
 Two kinds, told apart by their keys:
 
@@ -16,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cogsim.ablation.runner import Variant
+from cogsim.ablation.variants import Variant
 from cogsim.errors import CogsimError, SpecError
 from cogsim.graph.build import build_plan
 from cogsim.graph.spec import read_spec

@@ -1,19 +1,21 @@
-"""The classic HTM anomaly detector for time series, every series a stream of one batched SP + TM.
+"""The classic HTM anomaly detector for time series, every series its own stream of SP + TM.
 
 Encoders → spatial pooler → temporal memory → anomaly likelihood, with NuPIC's NAB detector
 settings as defaults (:class:`DetectorConfig`; the settings and where they differ from NuPIC's are in
-docs/design.md §5.2.5). All series run together, row t of every series one step of the batch.
+docs/design.md §5.2.5). Series run in batches of similar length on worker threads (§5.2.5).
 """
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from cogsim.bounds import Annotated, Checked, Count, Positive, Range
+from cogsim.bounds import Annotated, Checked, Count, FieldError, Positive, Range
 from cogsim.htm.encoders import RDSE, DateEncoder
 from cogsim.anomaly.likelihood import likelihood_series, log_likelihood
 
@@ -24,23 +26,14 @@ ProgressFn = Callable[[int, int], None]
 class DetectorConfig(Checked):
     """Every knob of the pipeline; defaults are NuPIC's NAB detector (docs/design.md §5.2.5).
 
-    Thresholds. NuPIC's 70.1 came from its *backtracking* TM;
-    the plain (htm.core-semantics) TM here, fed the same kind of input, leaves 2-4x more columns
-    unpredicted on real data (measured on the first ~400 rows of two NAB ad-exchange series against
-    the raw scores NuPIC published for them). Lowering the activation threshold from 13 to 10 (and
-    minThreshold from 10 to 8) brings the raw-anomaly level close to NuPIC's and makes the final
-    scores track NuPIC's better (correlation 0.47-0.49 instead of −0.04-0.28 over the labelled window
-    of one of them); on the synthetic corpus (:mod:`cogsim.anomaly.corpus`) the two settings
-    score alike. ``activation_threshold=13, min_threshold=10`` restores NuPIC's numbers.
-
-    Connected permanence: NuPIC's 70.1 run used its backtracking TM, which never set
-    ``connectedPerm`` and so ran with its default 0.5; the 0.2 here is htm.core's detector choice
-    (connected = the SP's synPermConnected), which makes a new synapse (initial 0.21) connected at
-    once, i.e. one-shot sequence learning. ``connected_permanence=0.5`` reproduces NuPIC's slower
-    learning (three reinforcements before a transition is predicted), but on the two NAB series above
-    it left 3-7x more columns unpredicted than NuPIC did, so 0.2 stays. NuPIC's own settings for the
-    plain TM (its 64.6 run) were activation 20, minThreshold 13, initial 0.24, 31 new synapses,
-    128 synapses/segment, inc 0.04, dec 0.008, predictedSegmentDecrement 0.001, connected 0.5.
+    Temporal memory: NuPIC's backtracking TM (:mod:`cogsim.htm.backtracking_tm`) with NuPIC's
+    settings (activation 13, minThreshold 10, connected 0.5, initial 0.21, 20 new synapses, ±0.1,
+    128 segments × 32 synapses, pamLength 3). On the whole NAB corpus it scores standard 67.0 where
+    the plain TM scores 60.7 (experiments/results/nab/configs.csv). ``temporal_memory="plain"`` runs
+    htm.core's TM with the same fields; the plain TM did best on NAB's ad-exchange series with
+    activation 10, minThreshold 8 and connected 0.2 (one-shot learning), and NuPIC's own plain-TM run
+    (its 64.6) used activation 20, minThreshold 13, initial 0.24, 31 new synapses, 128
+    synapses/segment, inc 0.04, dec 0.008, predictedSegmentDecrement 0.001, connected 0.5.
     """
 
     # Value encoder (RDSE); resolution = max(min_resolution, padded range / num_buckets).
@@ -63,12 +56,14 @@ class DetectorConfig(Checked):
     syn_perm_inactive_dec: float = 0.0005
     boost_strength: float = 0.0
     sp_seed: int = 1956
-    # Temporal memory.
+    # Temporal memory: "backtracking" (NuPIC's, :mod:`cogsim.htm.backtracking_tm`) or "plain"
+    # (htm.core's, :mod:`cogsim.htm.temporal_memory`).
+    temporal_memory: str = "backtracking"
     cells_per_column: Count = 32
-    activation_threshold: int = 10
-    min_threshold: int = 8
+    activation_threshold: int = 13
+    min_threshold: int = 10
     initial_permanence: float = 0.21
-    connected_permanence: float = 0.2
+    connected_permanence: float = 0.5
     max_new_synapse_count: int = 20
     permanence_increment: float = 0.1
     permanence_decrement: float = 0.1
@@ -76,6 +71,11 @@ class DetectorConfig(Checked):
     max_segments_per_cell: Count = 128
     max_synapses_per_segment: Count = 32
     tm_seed: int = 1960
+    # Backtracking TM only (NuPIC's names: pamLength, maxInfBacktrack, maxLrnBacktrack, maxSeqLength).
+    pam_length: Count = 3
+    max_inf_backtrack: Annotated[int, Range(ge=0)] = 10
+    max_lrn_backtrack: Annotated[int, Range(ge=0)] = 5
+    max_seq_length: Annotated[int, Range(ge=0, note="0: no limit")] = 32
     # Scoring.
     probation_percent: Annotated[float, Range(gt=0, lt=1)] = 0.15
     max_probation_rows: int = 750
@@ -87,6 +87,10 @@ class DetectorConfig(Checked):
     spatial_tolerance: float = 0.05
     # Rows encoded at once (memory vs. overhead).
     chunk_rows: Count = 512
+
+    def check(self) -> None:
+        if self.temporal_memory not in ("backtracking", "plain"):
+            raise FieldError("temporal_memory", f"must be 'backtracking' or 'plain', got {self.temporal_memory!r}")
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -165,7 +169,19 @@ def _make_pooler(input_size: int, streams: int, config: DetectorConfig, device):
         seed=config.sp_seed, streams=streams, device=device)
 
 
-def _make_memory(streams: int, config: DetectorConfig, device):
+def _make_memory(streams: int, config: DetectorConfig, device, seeds=None, threads=None):
+    if config.temporal_memory == "backtracking":
+        from cogsim.htm.backtracking_tm import BacktrackingTM
+
+        return BacktrackingTM(
+            config.columns, cells_per_column=config.cells_per_column,
+            activation_threshold=config.activation_threshold, min_threshold=config.min_threshold,
+            initial_permanence=config.initial_permanence, connected_permanence=config.connected_permanence,
+            permanence_increment=config.permanence_increment, permanence_decrement=config.permanence_decrement,
+            new_synapse_count=config.max_new_synapse_count, max_segments_per_cell=config.max_segments_per_cell,
+            max_synapses_per_segment=config.max_synapses_per_segment, pam_length=config.pam_length,
+            max_inf_backtrack=config.max_inf_backtrack, max_lrn_backtrack=config.max_lrn_backtrack,
+            max_seq_length=config.max_seq_length, seed=config.tm_seed, streams=streams, seeds=seeds, threads=threads)
     from cogsim.htm.temporal_memory import TemporalMemory
 
     return TemporalMemory(
@@ -187,19 +203,45 @@ def _pad(arrays: Sequence[np.ndarray], length: int, fill) -> np.ndarray:
     return out
 
 
-def raw_anomaly_scores(series: Sequence[tuple[np.ndarray, np.ndarray]], config: DetectorConfig,
-                       resolutions: np.ndarray, device=None, progress: ProgressFn | None = None) -> list[np.ndarray]:
-    """Run all series through one batched encoder + SP + TM; the TM's raw anomaly per row."""
-    device = torch.device(device or "cpu")
+#: series run through the spatial pooler in lockstep batches of this many (similar lengths)
+GROUP = 8
+#: rows each series advances per call of the backtracking TM (the progress granularity)
+TM_ROUND = 1024
+
+
+def _same_start(sp) -> None:
+    """Every stream of the pooler starts from stream 0's initial state (as NuPIC gave every file the
+    same seeded pooler), so a series' result does not depend on the batch or position it runs in."""
+    state = sp.state_dict()
+    for name, buf in state.items():
+        if name != "iterations" and buf.dim() >= 1 and buf.shape[0] == sp.streams:
+            buf.copy_(buf[:1].expand_as(buf))
+    sp.load_state_dict(state)
+
+
+class _Rows:
+    """Active columns of every row of a series, flat: ids (int32) and per-row counts."""
+
+    def __init__(self):
+        self.ids: list[np.ndarray] = []
+        self.counts: list[np.ndarray] = []
+
+
+def _pool_group(series, config: DetectorConfig, resolutions: np.ndarray, device, tick) -> tuple[list, list]:
+    """Encoder + SP over a group of series in lockstep (learning). With the plain TM the TM runs in
+    the same loop and its raw anomalies come back; else each series' active columns (``_Rows``)."""
+    S = len(series)
     lengths = np.array([len(v) for _, v in series])
-    streams, steps, total = len(series), int(lengths.max()), int(lengths.sum())
+    steps = int(lengths.max())
     encoder = _Encoder(resolutions, config)
-    sp = _make_pooler(encoder.size, streams, config, device)
-    tm = _make_memory(streams, config, device)
+    sp = _make_pooler(encoder.size, S, config, device)
+    _same_start(sp)
+    plain = config.temporal_memory == "plain"
+    tm = _make_memory(S, config, device) if plain else None
     values = _pad([np.asarray(v, dtype=np.float64) for _, v in series], steps, 0.0)
     times = _pad([np.asarray(t).astype("datetime64[s]") for t, _ in series], steps, np.datetime64(0, "s"))
-    raw = torch.zeros(streams, steps, device=device)
-    done = 0
+    raw = torch.zeros(S, steps, device=device) if plain else None
+    rows = [_Rows() for _ in range(S)]
     with torch.no_grad():
         for start in range(0, steps, config.chunk_rows):
             stop = min(start + config.chunk_rows, steps)
@@ -207,16 +249,95 @@ def raw_anomaly_scores(series: Sequence[tuple[np.ndarray, np.ndarray]], config: 
             sdr = encoder.dense(times[:, start:stop], values[:, start:stop], active, device)
             ragged = not active.all()
             mask = torch.from_numpy(active).to(device)
+            buf = None if plain else torch.empty(stop - start, S, config.columns, dtype=torch.bool)
             for j in range(stop - start):
                 cols = sp.compute(sdr[:, j], learn=True)
                 if ragged:
                     cols = cols & mask[:, j, None]
-                raw[:, start + j] = tm.compute(cols, learn=True)
-            done += int(active.sum())
+                if plain:
+                    raw[:, start + j] = tm.compute(cols, learn=True)
+                else:
+                    buf[j] = cols
+            if not plain:
+                nz = buf.permute(1, 0, 2).nonzero().numpy()  # (stream, row, column), sorted
+                bounds = np.searchsorted(nz[:, 0], np.arange(S + 1))
+                for s in range(S):
+                    n = max(0, min(stop, int(lengths[s])) - start)
+                    part = nz[bounds[s]:bounds[s + 1]]
+                    rows[s].ids.append(part[:, 2].astype(np.int32))
+                    rows[s].counts.append(np.bincount(part[:, 1], minlength=stop - start)[:n])
+            tick(int(active.sum()))
+    if plain:
+        raw_np = raw.cpu().numpy().astype(np.float64)
+        return [raw_np[i, :n] for i, n in enumerate(lengths)], []
+    return [], rows
+
+
+def _run_backtracking(rows: list[_Rows], config: DetectorConfig, threads: int, tick) -> list[np.ndarray]:
+    """The backtracking TM over every series (same seed for each), all rows in C, the streams spread
+    over threads; ``TM_ROUND`` rows per series per call."""
+    from cogsim.htm.backtracking_tm import BacktrackingTM
+
+    tm = _make_memory(len(rows), config, None, seeds=[config.tm_seed] * len(rows), threads=threads)
+    ids = np.ascontiguousarray(np.concatenate([i for r in rows for i in r.ids]), dtype=np.int32)
+    counts = np.concatenate([c for r in rows for c in r.counts])
+    row_ptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=row_ptr[1:])
+    nrows = np.array([sum(len(c) for c in r.counts) for r in rows], dtype=np.int64)
+    first = np.concatenate([[0], np.cumsum(nrows)[:-1]]).astype(np.int64)
+    out = np.zeros(len(counts), dtype=np.float32)
+    assert isinstance(tm, BacktrackingTM)
+    for done in range(0, int(nrows.max(initial=0)), TM_ROUND):
+        take = np.clip(nrows - done, 0, TM_ROUND)
+        tm.run_rows(ids, row_ptr, first + np.minimum(done, nrows), take, out)
+        tick(int(take.sum()))
+    return [out[a:a + n].astype(np.float64) for a, n in zip(first.tolist(), nrows.tolist())]
+
+
+def raw_anomaly_scores(series: Sequence[tuple[np.ndarray, np.ndarray]], config: DetectorConfig,
+                       resolutions: np.ndarray, device=None, progress: ProgressFn | None = None,
+                       threads: int | None = None) -> list[np.ndarray]:
+    """Every series through encoder + SP + TM; the TM's raw anomaly per row. Series run in batches
+    of ``GROUP`` of similar length (longest first) on ``threads`` workers (default: the kernels'
+    thread limit), then the backtracking TM runs each series' rows in C over the same threads.
+    With the backtracking TM every series starts from the same seeded state, so its result does not
+    depend on the others (the plain TM seeds stream s of a batch with ``tm_seed + s``)."""
+    from cogsim.htm.temporal_memory import intra_op_threads
+    from cogsim.native import max_threads, thread_limit
+
+    device = torch.device(device or "cpu")
+    plain = config.temporal_memory == "plain"
+    lengths = np.array([len(v) for _, v in series])
+    order = np.argsort(-lengths, kind="stable")
+    groups = [order[i:i + GROUP] for i in range(0, len(order), GROUP)]
+    workers = max(1, min(threads or max_threads(), len(groups) if plain else len(series)))
+    total = int(lengths.sum())
+    done, lock = [0], threading.Lock()
+
+    def tick(n: int) -> None:  # rows through a stage; with two stages (SP, then TM) a row counts half in each
+        with lock:
+            done[0] += n
             if progress is not None:
-                progress(done, total)
-    raw_np = raw.cpu().numpy().astype(np.float64)
-    return [raw_np[i, :n] for i, n in enumerate(lengths)]
+                progress(done[0] if plain else done[0] // 2, total)
+
+    raws: list = [None] * len(series)
+    rows: list = [None] * len(series)
+
+    def pool(idx: np.ndarray) -> None:
+        got_raw, got_rows = _pool_group([series[i] for i in idx], config, resolutions[idx], device, tick)
+        for k, i in enumerate(idx):
+            if plain:
+                raws[i] = got_raw[k]
+            else:
+                rows[i] = got_rows[k]
+
+    # the parallelism is across batches: every kernel call on one thread
+    with thread_limit(1 if workers > 1 else None), intra_op_threads(1), \
+            ThreadPoolExecutor(min(workers, len(groups))) as ex:
+        list(ex.map(pool, groups))
+    if not plain:
+        raws = _run_backtracking(rows, config, workers, tick)
+    return raws
 
 
 def score_series(values: np.ndarray, raw: np.ndarray, config: DetectorConfig, resolution: float) -> Detection:
@@ -255,13 +376,18 @@ def _validate(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
 
 def detect(series: Sequence[tuple[np.ndarray, np.ndarray]], config: DetectorConfig | None = None,
            device=None, progress: ProgressFn | None = None) -> list[Detection]:
-    """Run the detector over every series (one batch, one stream each); full per-series details."""
+    """Run the detector over every series (each its own stream); full per-series details."""
     config = config or DetectorConfig()
     _validate(series)
     resolutions = np.array([rdse_resolution(np.asarray(v, dtype=np.float64), config) for _, v in series])
     raws = raw_anomaly_scores(series, config, resolutions, device=device, progress=progress)
-    return [score_series(np.asarray(v, dtype=np.float64), raw, config, res)
-            for (_, v), raw, res in zip(series, raws, resolutions)]
+    from cogsim.native import max_threads
+
+    def score(k: int) -> Detection:
+        return score_series(np.asarray(series[k][1], dtype=np.float64), raws[k], config, resolutions[k])
+
+    with ThreadPoolExecutor(max(1, min(max_threads(), len(series)))) as ex:
+        return list(ex.map(score, range(len(series))))
 
 
 def detect_many(series: Sequence[tuple[np.ndarray, np.ndarray]], progress: ProgressFn | None = None,

@@ -1,11 +1,12 @@
 """``cogsim nab``: the HTM detector over a NAB checkout, as NAB's users run a detector.
 
 Reads ``data/<category>/<file>.csv`` and ``labels/combined_windows.json`` of the checkout, writes
-``<out>/<detector>/<category>/<detector>_<file>.csv`` (timestamp,value,anomaly_score,label: NAB's
-results layout, so NAB's own scorer reads the folder as its ``results/``), optimises one threshold
-per profile over all files as NAB's optimiser does, and scores out of sample: the files in sorted
-order split into two folds by position (0-based even and odd), each scored with the threshold chosen
-on the other. A file that cannot be read is reported and skipped; the others still run.
+``<out>/<detector>/<category>/<detector>_<file>.csv`` (timestamp,value,anomaly_score,raw_score,label:
+NAB's results layout, so NAB's own scorer reads the folder as its ``results/``; ``raw_score`` is the
+temporal memory's raw anomaly, as NuPIC's detector writes it), optimises one threshold per profile
+over all files as NAB's optimiser does, and scores out of sample: the files in sorted order split into
+two folds by position (0-based even and odd), each scored with the threshold chosen on the other. A
+file that cannot be read is reported and skipped; the others still run.
 """
 from __future__ import annotations
 
@@ -73,26 +74,40 @@ def run_checkout(root: str | Path, out: str | Path, config, detector: str = "cog
     detections, seconds = run_detector(series, config, device=device, quiet=quiet)
     for name, (ts, values), det in zip(kept, series, detections):
         write_scores(result_path(out, detector, name), ts, values, det.score,
-                     {"label": label_column(ts, windows.get(name, []))})
+                     {"raw_score": det.raw, "label": label_column(ts, windows.get(name, []))})
     rows = sum(len(v) for _, v in series)
     print(f"scored {len(kept)} files, {rows:,} rows in {seconds:.1f} s ({rows / max(seconds, 1e-9):,.0f} rows/s) "
           f"→ {Path(out) / detector}")
     results = {name: (ts, det.score) for name, (ts, _), det in zip(kept, series, detections)}
-    folds = [[n for n in names[k::2] if n in results] for k in (0, 1)]
     summary = {"detector": detector, "files": len(kept), "skipped": sorted(set(names) - set(kept)), "rows": rows,
-               "seconds": round(seconds, 2), "config": dataclasses.asdict(config), "profiles": {}}
+               "seconds": round(seconds, 2), "config": dataclasses.asdict(config),
+               "profiles": profile_scores(results, windows, names)}
+    path = Path(out) / detector / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return summary
+
+
+def profile_scores(results: dict, windows: dict, names: list[str], quiet: bool = False) -> dict:
+    """Every profile's whole-corpus score (one threshold over all files), its out-of-sample scores
+    (files in sorted order, even and odd positions, each scored with the other's threshold) and each
+    fold's own best score; printed unless quiet."""
+    folds = [[n for n in names[k::2] if n in results] for k in (0, 1)]
+    out = {}
     for profile in PROFILES:
         whole = score_corpus(results, windows, profile=profile)
-        print(whole.summary())
+        if not quiet:
+            print(whole.summary())
         entry = {"score": whole.score, "threshold": whole.threshold, "raw": whole.raw,
                  "windows_detected": whole.detected_windows, "windows": whole.windows}
         if all(folds):
             on_even, on_odd = held_out_scores(results, windows, folds, profile)
             mean = (on_odd.score + on_even.score) / 2
-            print(f"  out of sample ({profile}): even-position files' threshold on the odd ones {on_odd.score:.2f}, "
-                  f"odd-position files' threshold on the even ones {on_even.score:.2f}, mean {mean:.2f}")
+            if not quiet:
+                print(f"  out of sample ({profile}): even-position files' threshold on the odd ones "
+                      f"{on_odd.score:.2f}, odd-position files' threshold on the even ones {on_even.score:.2f}, "
+                      f"mean {mean:.2f}")
             entry["out_of_sample"] = {"odd_scored": on_odd.score, "even_scored": on_even.score, "mean": mean}
-        summary["profiles"][profile] = entry
-    path = Path(out) / detector / "summary.json"
-    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    return summary
+            entry["in_fold"] = {key: score_corpus({n: results[n] for n in fold}, windows, profile=profile).score
+                                for key, fold in zip(("even", "odd"), folds)}
+        out[profile] = entry
+    return out

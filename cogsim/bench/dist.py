@@ -1,10 +1,12 @@
 """``cogsim bench dist``: data-parallel training on this machine, 2 ranks against 1 process.
 
-Both sides run under torchrun (``--nproc_per_node`` 1 and 2, gloo, the ranks splitting the cores),
-alternating, in the same invocation:
+Every side runs under torchrun, alternating, in the same invocation: 1 process with all the cores'
+threads, 1 process with one thread, and 2 ranks (gloo) with the cores split between them; OpenMP
+waits passively in all of them (on a busy machine a spinning wait costs a multi-threaded process
+several times its step time).
 
 - step: one training step (forward, backward, DDP all-reduce, AdamW, Engram row updates) of an
-  architecture at the same global batch; the ratio is 2-rank step time / 1-process step time;
+  architecture at the same global batch; the ratio is step time / the 1-process step time;
 - all-to-all: the share of the 2-rank step spent inside the sharded table's exchanges (lookups in
   the prefetch thread and row gradients to their owners);
 - lookup: rows per second gathered from a table sharded over the 2 ranks against the same rows
@@ -47,10 +49,14 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
-def _launch(args, ranks: int, out: Path) -> dict:
+#: the sides compared: (name, ranks, threads per rank; None: the cores split between the ranks)
+SIDES = (("1 process", 1, None), ("1 process 1 thread", 1, 1), ("2 ranks", 2, None))
+
+
+def _launch(args, ranks: int, threads: int | None, out: Path) -> dict:
     from cogsim.threads import plan_threads
 
-    env = dict(os.environ, **plan_threads(ranks).env)
+    env = {**os.environ, **plan_threads(ranks, threads).env, "OMP_WAIT_POLICY": "PASSIVE"}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
@@ -68,31 +74,31 @@ def run(args: argparse.Namespace) -> int:
     load_before = _load()
     print(f"bench dist: {args.arch}, global batch {args.batch}, {args.steps} steps x {args.rounds} rounds; "
           f"load {load_before:.2f} before")
-    results: dict[int, list[dict]] = {1: [], 2: []}
+    results: dict[str, list[dict]] = {name: [] for name, _, _ in SIDES}
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.rounds):
-            for ranks in (1, 2):
-                results[ranks].append(_launch(args, ranks, Path(tmp) / f"r{ranks}-{k}.json"))
+            for i, (name, ranks, threads) in enumerate(SIDES):
+                results[name].append(_launch(args, ranks, threads, Path(tmp) / f"{i}-{k}.json"))
     load_after = _load()
-    one = statistics.median(r["step_s"] for r in results[1])
-    two = statistics.median(r["step_s"] for r in results[2])
-    share = statistics.median(r["exchange_s"] / max(r["step_s"], 1e-12) for r in results[2])
-    sharded = statistics.median(r["sharded_rows_per_s"] for r in results[2])
-    local = statistics.median(r["local_rows_per_s"] for r in results[2])
+    step = {name: statistics.median(r["step_s"] for r in got) for name, got in results.items()}
+    one = step["1 process"]
+    share = statistics.median(r["exchange_s"] / max(r["step_s"], 1e-12) for r in results["2 ranks"])
+    sharded = statistics.median(r["sharded_rows_per_s"] for r in results["2 ranks"])
+    local = statistics.median(r["local_rows_per_s"] for r in results["2 ranks"])
     base = {"arch": args.arch, "batch": args.batch, "steps": args.steps, "rounds": args.rounds,
             "load_before": round(load_before, 2), "load_after": round(load_after, 2),
-            "tokens_per_step": results[1][0]["tokens_per_step"]}
-    rows = [
-        {**base, "what": "step", "ranks": 1, "ms": round(one * 1e3, 2), "ratio": 1.0},
-        {**base, "what": "step", "ranks": 2, "ms": round(two * 1e3, 2), "ratio": round(two / one, 3),
-         "all_to_all_share": round(share, 4)},
+            "tokens_per_step": results["1 process"][0]["tokens_per_step"]}
+    rows = [{**base, "what": "step", "side": name, "ranks": ranks, "threads": results[name][0]["threads"],
+             "ms": round(step[name] * 1e3, 2), "ratio": round(step[name] / one, 3),
+             **({"all_to_all_share": round(share, 4)} if ranks > 1 else {})} for name, ranks, _ in SIDES]
+    rows += [
         {**base, "what": "lookup", "ranks": 2, "table": "sharded", "rows": args.lookup_rows,
          "dim": args.lookup_dim, "rows_per_s": round(sharded), "ratio": round(sharded / local, 3)},
         {**base, "what": "lookup", "ranks": 2, "table": "local", "rows": args.lookup_rows,
          "dim": args.lookup_dim, "rows_per_s": round(local), "ratio": 1.0},
     ]
-    print(f"step: 1 process {one * 1e3:.1f} ms, 2 ranks {two * 1e3:.1f} ms ({two / one:.2f}x; "
-          f"{results[1][0]['tokens_per_step']} tokens per step)")
+    print(f"step ({base['tokens_per_step']} tokens): " + ", ".join(
+        f"{name} {step[name] * 1e3:.1f} ms ({step[name] / one:.2f}x)" for name, _, _ in SIDES))
     print(f"all-to-all: {share:.1%} of the 2-rank step")
     print(f"lookup: sharded {sharded:,.0f} rows/s vs local {local:,.0f} rows/s per rank ({sharded / local:.2f}x)")
     print(f"load {load_before:.2f} before, {load_after:.2f} after")
@@ -146,7 +152,7 @@ def _worker(out: str, arch: str, batch: int, steps: int, lookup_rows: int, looku
         times.append(time.perf_counter() - t0)
         exchange += sum(t._exchange.stats["seconds"] for t in tables if t._exchange is not None) - before
     result = {"step_s": statistics.median(times), "exchange_s": exchange / steps,
-              "tokens_per_step": batch * spec.model.seq_len}
+              "tokens_per_step": batch * spec.model.seq_len, "threads": torch.get_num_threads()}
 
     shard = ShardedTable(lookup_rows, lookup_dim, seed=3)
     local = EngramTable(lookup_rows, lookup_dim, "host", seed=3)

@@ -15,10 +15,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextCo
     TimeRemainingColumn
 import torch
 
+from cogsim.ablation.runner import SuiteProgress, run_suite
+from cogsim.ablation.suite import Suite, load_suite, task_variants
+from cogsim.ablation.tables import LABELS, RUN_COLUMNS, SUMMARY_COLUMNS, digits, markdown, summarize, write_csv
+from cogsim.ablation.variants import Variant, make_variants
 from cogsim.commands.common import ReadableTable, console
 from cogsim.errors import CogsimError
-from cogsim.ablation import runner as ab
-from cogsim.ablation.suite import Suite, load_suite, task_variants
+from cogsim.evaluate.probes import METRICS as PROBE_METRICS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,9 +67,9 @@ def _seeds(text: str | None, default: list[int]) -> list[int]:
     return seeds
 
 
-def _progress(quiet: bool) -> tuple[ab.SuiteProgress, Bar | None]:
+def _progress(quiet: bool) -> tuple[SuiteProgress, Bar | None]:
     if quiet:
-        return ab.SuiteProgress(), None
+        return SuiteProgress(), None
     bar = Bar(TextColumn("[bold]{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
               TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
               console=console(), transient=False)
@@ -95,11 +98,13 @@ def _progress(quiet: bool) -> tuple[ab.SuiteProgress, Bar | None]:
         if not skipped:
             state["done"] += 1
             bar.update(state["suite"], info=f"{state['done']}/{state['runs']} runs done")
-        probes = "  ".join(f"{m} {row[m]:.3f}" for m in ab.PROBE_METRICS if row.get(m) is not None)
+        probes = "  ".join(f"{m} {row[m]:.3f}" for m in PROBE_METRICS if row.get(m) is not None)
         what = "already done" if skipped else f"{row['seconds']:.0f} s"
-        bar.console.print(f"{key}: val {row['val_bpb']:.4f} bits/byte  {probes}  ({what})")
+        score = (f"task accuracy {row['task_accuracy']:.3f}" if row.get("task_accuracy") is not None
+                 else f"val {row['val_bpb']:.4f} bits/byte")
+        bar.console.print(f"{key}: {score}  {probes}  ({what})")
 
-    return ab.SuiteProgress(suite_start, run_start, run_step, run_done), bar
+    return SuiteProgress(suite_start, run_start, run_step, run_done), bar
 
 
 def _table(summary: list[dict], variants: list[str], title: str) -> ReadableTable:
@@ -108,12 +113,12 @@ def _table(summary: list[dict], variants: list[str], title: str) -> ReadableTabl
     table = ReadableTable(title=title)
     table.add_column("variant")
     for m in metrics:
-        table.add_column(f"{ab.LABELS.get(m, m)} {'↓' if cells[(variants[0], m)]['better'] == 'lower' else '↑'}",
+        table.add_column(f"{LABELS.get(m, m)} {'↓' if cells[(variants[0], m)]['better'] == 'lower' else '↑'}",
                          justify="right")
     for v in variants:
         row = []
         for m in metrics:
-            c, d = cells.get((v, m)), ab.digits(m)
+            c, d = cells.get((v, m)), digits(m)
             if c is None or c["n"] == 0:
                 row.append("n/a")
                 continue
@@ -157,7 +162,7 @@ def _names(args: argparse.Namespace, default: list[str] | None) -> list[str] | N
     return [n for item in (args.variants or []) for n in item.split(",") if n.strip()] or default
 
 
-def _compare(variants: list[ab.Variant], seeds: list[int], out: Path, args: argparse.Namespace, jobs: int,
+def _compare(variants: list[Variant], seeds: list[int], out: Path, args: argparse.Namespace, jobs: int,
              title: str, description: str, caption: str) -> list[Path]:
     """Train (or pick up) every variant × seed under ``out``; write the tables and the figure there and
     print the table; returns the files written."""
@@ -165,18 +170,18 @@ def _compare(variants: list[ab.Variant], seeds: list[int], out: Path, args: argp
     progress, bar = _progress(args.quiet)
     t0 = time.perf_counter()
     try:
-        rows = ab.run_suite(variants, seeds, out, device=args.device, progress=progress, jobs=jobs)
+        rows = run_suite(variants, seeds, out, device=args.device, progress=progress, jobs=jobs)
     finally:
         if bar is not None:
             bar.stop()
     elapsed = time.perf_counter() - t0
     names = [v.name for v in variants]
-    summary = ab.summarize(rows, names)
+    summary = summarize(rows, names)
     device = rows[0].get("device") or args.device
     header = _header(title, description, first, seeds, rows, elapsed, device)
-    files = [ab.write_csv(rows, ab.RUN_COLUMNS, out / "runs.csv"),
-             ab.write_csv(summary, ab.SUMMARY_COLUMNS, out / "ablation.csv")]
-    (out / "ablation.md").write_text(ab.markdown(summary, variants, seeds, header))
+    files = [write_csv(rows, RUN_COLUMNS, out / "runs.csv"),
+             write_csv(summary, SUMMARY_COLUMNS, out / "ablation.csv")]
+    (out / "ablation.md").write_text(markdown(summary, variants, seeds, header))
     files.append(out / "ablation.md")
     from cogsim.viz.ablation import plot_ablation
 
@@ -216,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         raise CogsimError("give an architecture file (cogsim ablate ARCH) or --suite FILE")
     overrides = list(suite.overrides if suite else []) + _cli_overrides(args)
     seeds = _seeds(args.seeds, suite.seeds if suite else [0, 1, 2])
-    variants = ab.make_variants(arch, overrides, _names(args, suite.variants if suite else None))
+    variants = make_variants(arch, overrides, _names(args, suite.variants if suite else None))
     full = variants[0].spec
     out = Path(args.out or (suite.out if suite and suite.out else Path("runs") / f"ablate-{full.name}"))
     con = console()

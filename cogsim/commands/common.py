@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rich.console import Console
 from rich.table import Table
@@ -20,11 +21,15 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
 LOG_WIDTH = 1000
 
 
+def to_terminal() -> bool:
+    """Whether stdout is a terminal (not a pipe or a file), whatever colour settings say."""
+    return sys.stdout.isatty()
+
+
 def console() -> Console:
     """Rich console for command output. In a terminal it fits the window; in a pipe or a log file
     (where rich would assume 80 columns) lines are as long as their content."""
-    con = Console(highlight=False)
-    return con if con.is_terminal else Console(highlight=False, width=LOG_WIDTH)
+    return Console(highlight=False) if to_terminal() else Console(highlight=False, width=LOG_WIDTH)
 
 
 class ReadableTable(Table):

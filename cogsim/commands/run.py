@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.util
+import sys
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeRemainingColumn
 
-from cogsim.commands.common import ReadableTable, add_spec_arguments, console, human_count
+from cogsim.commands.common import ReadableTable, add_spec_arguments, console, human_count, to_terminal
 from cogsim.errors import CogsimError
 from cogsim.graph.build import build_plan
 from cogsim.graph.spec import read_spec
 from cogsim.threads import share_cores
+from cogsim.train import tensorboard
 from cogsim.train.distributed import main_rank
 from cogsim.train.trainer import Progress, Trainer
 
@@ -34,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after N steps of this invocation, keeping a checkpoint (continue with --resume)")
     parser.add_argument("--no-viz", action="store_true", help="skip figures and the report at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write the metrics as TensorBoard events in RUN/tensorboard (train.tensorboard)")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads for torch and the native kernels (default: all cores; with runs side by "
                              "side, give each cores/runs)")
@@ -47,6 +51,8 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
         out.append(f"data.path={Path(args.data).expanduser().resolve()}")
     if getattr(args, "task", None) is not None:
         out.append(f"data.task={args.task}")
+    if getattr(args, "tensorboard", False):
+        out.append("train.tensorboard=true")
     return out + list(args.overrides)
 
 
@@ -63,7 +69,7 @@ def _progress(quiet: bool) -> tuple[Progress, Bar | None]:
         con.print(f"step {step}: val loss {row['val_loss']:.4f}, {score}")
 
     task = {}
-    if not con.is_terminal:
+    if not to_terminal():
         def log_start(step, total):
             task["total"] = total
 
@@ -126,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
     if trainer.world.main:
         ranks = f" on {trainer.world.size} ranks" if trainer.world.parallel else ""
         con.print(f"cogsim run: {spec.name} → {out}{ranks}")
+        if spec.train.tensorboard and not tensorboard.available():
+            print(f"cogsim run: note: train.tensorboard: {tensorboard.MISSING}", file=sys.stderr)
     summary = trainer.train(stop_after=args.stop_after)
     if not trainer.world.main:  # rank 0 reports for everyone
         return 0

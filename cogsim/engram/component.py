@@ -246,6 +246,7 @@ class EngramComponent(Component):
             dev = self.table.device
             rows, grad = torch.empty(0, dtype=torch.long, device=dev), torch.empty(0, self.head_dim, device=dev)
         self._grads.clear()
+        self.prefetcher.wait()  # a fetch running in the prefetch thread may use the ranks' exchange
         self.prefetcher.refresh(self.table.apply_gradients(rows, grad, self.optimizer,
                                                            lr * self.params.lr_multiplier))
 

@@ -7,7 +7,8 @@ the main thread's DistributedDataParallel uses the default group.
 Rows travel by ``all_to_all_single`` with variable splits, which gloo implements (its list form
 ``all_to_all`` accepts only equal sizes, so it is not used) and NCCL too; every exchange first
 trades the per-rank counts (an all-to-all of N integers), then the data. Tensors must be on the
-CPU for gloo and on the GPU for NCCL: the table's rows already live there.
+CPU for gloo and on the GPU for NCCL: a table whose rows stay in host memory gets a gloo group even
+when the ranks train on GPUs with NCCL.
 """
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ def active() -> bool:
 class RowExchange:
     """The ranks' collectives for one table, on a process group of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, host_rows: bool = False) -> None:
         self.rank, self.size = dist.get_rank(), dist.get_world_size()
-        self.group = dist.new_group(ranks=list(range(self.size)))
+        backend = "gloo" if host_rows and dist.get_backend() != "gloo" else None
+        self.group = dist.new_group(ranks=list(range(self.size)), backend=backend)
         self.stats = {"exchanges": 0, "rows_sent": 0, "seconds": 0.0}
 
     def all_to_all(self, send: torch.Tensor, send_counts: torch.Tensor,

@@ -62,7 +62,7 @@ class RowPrefetcher:
         self._streams: dict[torch.device, object] = {}
         self._lock = threading.Lock()
         self._by_value = not table.collective  # reuse held rows for equal ids in another tensor
-        self.stats = {"prefetched": 0, "synchronous": 0, "reused": 0, "refreshed_rows": 0}
+        self.stats = {"prefetched": 0, "synchronous": 0, "reused": 0, "refreshed_rows": 0, "ahead": 0}
 
     # ---- one fetch ----
     def fetch(self, ids: torch.Tensor, device: torch.device, key: torch.Tensor | None = None,
@@ -117,6 +117,7 @@ class RowPrefetcher:
         device = torch.device(device)
         for held in (self._pending, self._current):
             if held is not None and held.device == device and _same_ids(held, ids, self._by_value):
+                self.stats["ahead"] += held is self._pending  # asked for before this forward
                 return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-prefetch")
@@ -155,6 +156,10 @@ class RowPrefetcher:
         self._current.wait()
         return self._current
 
+    def wait(self) -> None:
+        """Let a pending fetch finish (before the table's collectives run in this thread)."""
+        self._drain()
+
     def _drain(self) -> None:
         """Finish a pending fetch (so no gather runs while the table changes)."""
         if self._pending is not None:
@@ -175,7 +180,7 @@ class RowPrefetcher:
             updated = updated_rows.to(rows.device)
             pos = torch.searchsorted(updated, rows).clamp_max(max(len(updated) - 1, 0))
             hit = (updated[pos] == rows) if len(updated) else torch.zeros_like(rows, dtype=torch.bool)
-            if not bool(hit.any()):
+            if not bool(hit.any()) and not self.table.collective:  # a collective read: every rank reads
                 return
             where = hit.nonzero().squeeze(1)
             fresh = self.table.read(rows[where])

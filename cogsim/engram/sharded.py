@@ -9,9 +9,10 @@ hash spreads each head's rows uniformly over its range, so the blocks see simila
 
 A lookup is collective: each rank sends the (unique, hashed) rows it needs to their owners and gets
 the rows back, two variable-split all-to-alls (:mod:`cogsim.engram.exchange`). It runs in the
-prefetch thread while the layers before the Engram layer compute. In :meth:`apply_gradients`
+prefetch thread, for the next batch while the current step runs. In :meth:`apply_gradients`
 every rank sends its row gradients to the owners, which sum them (in rank order), average them
-over the ranks and update their rows. With one process the table is one shard and nothing is sent.
+over the ranks and update their rows; the updated row ids go to every rank so prefetched rows are
+re-read only where they changed. With one process the table is one shard and nothing is sent.
 """
 from __future__ import annotations
 
@@ -73,8 +74,8 @@ class ShardedTable(EngramTable):
     def apply_gradients(self, idx: torch.Tensor, grad: torch.Tensor, optimizer: RowwiseOptimizer,
                         lr: float) -> torch.Tensor | None:
         """Send this rank's row gradients to their owners; each owner updates its rows with the
-        gradients of all ranks averaged. Collective. Returns None: rows held by other ranks may
-        have changed."""
+        gradients of all ranks averaged. Collective. Returns every rank's updated rows (sorted), so
+        rows prefetched for the next batch are re-read only where they changed."""
         ex = self._exchange
         if ex is None:
             self.update(idx, grad, optimizer, lr)
@@ -84,7 +85,7 @@ class ShardedTable(EngramTable):
         grads, _ = ex.all_to_all((grad / ex.size)[order], counts, got)
         rows, grads = exchange.sum_rows(rows, grads)
         self.update(rows - self.start, grads, optimizer, lr)
-        return None
+        return torch.unique(ex.all_gather(rows))
 
     # ---- checkpoints ----
     def sparse_state_dict(self) -> dict[str, torch.Tensor]:

@@ -185,7 +185,7 @@ class EngramTable(nn.Module):
         self._closed = False
         self._exchange: exchange.RowExchange | None = None  # the ranks sharing this table, if any
         if exchange.active() and placement in ("device", "host"):
-            self._exchange = exchange.RowExchange()
+            self._exchange = exchange.RowExchange(host_rows=placement == "host")
         if placement == "device":
             check_fits(self.nbytes, placement, what)
             self.register_buffer("weight", self._initial_rows(), persistent=True)

@@ -25,20 +25,26 @@ def batch_totals(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, token
     return float(nll), y.numel(), int(torch.from_numpy(token_bytes)[y.cpu()].sum())
 
 
+def eval_batches(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int,
+                 device: torch.device):
+    """(x, y) on ``device``, ``batch_size`` rows at a time, with the model in eval mode meanwhile."""
+    was_training = model.training
+    model.eval()
+    try:
+        for i in range(0, len(inputs), batch_size):
+            yield inputs[i : i + batch_size].to(device), targets[i : i + batch_size].to(device)
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, token_bytes: np.ndarray,
              batch_size: int, device: torch.device, autocast: bool = False) -> dict[str, float]:
     """Mean token loss and bits per byte of ``targets`` given ``inputs`` (windows [N, T])."""
-    was_training = model.training
-    model.eval()
     total_nats, total_tokens, total_bytes = 0.0, 0, 0
-    try:
-        for i in range(0, len(inputs), batch_size):
-            x, y = inputs[i : i + batch_size].to(device), targets[i : i + batch_size].to(device)
-            nats, tokens, nbytes = batch_totals(model, x, y, token_bytes, autocast)
-            total_nats, total_tokens, total_bytes = total_nats + nats, total_tokens + tokens, total_bytes + nbytes
-    finally:
-        model.train(was_training)
+    for x, y in eval_batches(model, inputs, targets, batch_size, device):
+        nats, tokens, nbytes = batch_totals(model, x, y, token_bytes, autocast)
+        total_nats, total_tokens, total_bytes = total_nats + nats, total_tokens + tokens, total_bytes + nbytes
     return {"val_loss": total_nats / total_tokens, "val_bpb": bits_per_byte(total_nats, total_bytes)}
 
 
@@ -53,20 +59,14 @@ def evaluate_answers(model: torch.nn.Module, inputs: torch.Tensor, targets: torc
                      device: torch.device, autocast: bool = False, ignore_index: int = -100) -> dict[str, float]:
     """Synthetic-task validation: mean loss and accuracy over answer positions (targets other
     than ``ignore_index``); the other positions are not scored."""
-    was_training = model.training
-    model.eval()
     total_nats, correct, counted = 0.0, 0, 0
-    try:
-        for i in range(0, len(inputs), batch_size):
-            x, y = inputs[i : i + batch_size].to(device), targets[i : i + batch_size].to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                logits = model(x).float()
-            total_nats += float(F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=ignore_index,
-                                                reduction="sum"))
-            hits, n = answer_hits(logits, y, ignore_index)
-            correct, counted = correct + hits, counted + n
-    finally:
-        model.train(was_training)
+    for x, y in eval_batches(model, inputs, targets, batch_size, device):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(x).float()
+        total_nats += float(F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=ignore_index,
+                                            reduction="sum"))
+        hits, n = answer_hits(logits, y, ignore_index)
+        correct, counted = correct + hits, counted + n
     if counted == 0:
         raise ValueError("no answer positions to score")
     return {"val_loss": total_nats / counted, "task_accuracy": correct / counted}

@@ -17,10 +17,9 @@ one time scale only; docs/design.md §5.3).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
-
-import math
 
 import torch
 from torch import nn

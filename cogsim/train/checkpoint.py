@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from cogsim.errors import CogsimError
@@ -163,8 +164,8 @@ def load(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]
     try:
         record = json.loads((folder / "state.json").read_text())
         return load_file(str(folder / "model.safetensors")), load_file(str(folder / "optimizer.safetensors")), record
-    except (OSError, ValueError) as e:
-        raise CogsimError(f"{folder}: unreadable checkpoint ({e})") from None
+    except (OSError, ValueError, SafetensorError) as e:
+        raise CogsimError(f"{folder}: unreadable checkpoint ({str(e).splitlines()[0]})") from None
 
 
 def restore_model(model: torch.nn.Module, model_state: dict[str, torch.Tensor],

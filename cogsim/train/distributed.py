@@ -77,10 +77,12 @@ class World:
 
     def all_sum(self, values: torch.Tensor) -> torch.Tensor:
         """Element-wise sum over ranks (a new tensor on the same device)."""
-        values = values.detach().clone()
-        if self.parallel:
-            dist.all_reduce(values)
-        return values
+        if not self.parallel:
+            return values.detach().clone()
+        where = values.device
+        values = values.detach().to("cuda" if dist.get_backend() == "nccl" else where, copy=True)
+        dist.all_reduce(values)
+        return values.to(where)
 
 
 SINGLE = World()

@@ -25,7 +25,7 @@ from cogsim.evaluate.probes import flatten, run_probes, to_json
 from cogsim.graph.build import build_plan
 from cogsim.graph.spec import ArchSpec
 from cogsim.model import CognitiveModel
-from cogsim.train import checkpoint, distributed
+from cogsim.train import checkpoint, distributed, tensorboard
 from cogsim.train.schedule import lr_at
 
 
@@ -84,6 +84,7 @@ class Trainer:
         self.s = self.spec.train
         self.seq_len = self.spec.model.seq_len
         self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.events: tensorboard.EventWriter | None = None  # opened by train() when train.tensorboard is set
 
     # ---- setup ---------------------------------------------------------------------------------
     def _check_run_dir(self) -> dict | None:
@@ -168,8 +169,9 @@ class Trainer:
         model_state, extra, record = checkpoint.load(folder)
         saved = dict(record.get("config", {}))
         now = dict(config)
-        for c in (saved, now):
-            c.get("train", {}).pop("steps", None)
+        for c in (saved, now):  # a longer run, or TensorBoard events from now on, is the same run
+            for key in ("steps", "tensorboard"):
+                c.get("train", {}).pop(key, None)
         if json.dumps(saved, sort_keys=True, default=str) != json.dumps(now, sort_keys=True, default=str):
             raise CogsimError(f"--resume: the architecture or settings differ from the run saved in {self.run_dir}"
                               " (only train.steps may change)")
@@ -190,6 +192,8 @@ class Trainer:
             return
         with self.metrics_path.open("a") as f:
             f.write(json.dumps(row) + "\n")
+        if self.events is not None:
+            self.events.add(row)
 
     def _save(self) -> None:
         extra = checkpoint.optimizer_tensors(self.opt)
@@ -217,10 +221,27 @@ class Trainer:
                         autocast=self.dev.type == "cuda")
 
     # ---- the loop ------------------------------------------------------------------------------
-    def train_step(self) -> float:
-        x, y = self.sampler.next()  # the global batch; this rank trains on its block of rows
+    def _local(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's block of rows of a global batch, on the device."""
         rows = self.world.rows(len(x))
-        x, y = x[rows].to(self.dev, non_blocking=True), y[rows].to(self.dev, non_blocking=True)
+        return x[rows].to(self.dev, non_blocking=True), y[rows].to(self.dev, non_blocking=True)
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next batch (this rank's rows): the one prefetched during the previous step if any."""
+        x, y = self.sampler.next()
+        ahead, self._ahead = getattr(self, "_ahead", None), None
+        return ahead if ahead is not None else self._local(x, y)
+
+    def _prefetch_next(self) -> None:
+        """Start fetching the next batch's memory rows (Engram), so the fetch overlaps this step's
+        backward and optimizer; the sampler's state is put back, so the next step draws that batch."""
+        state = self.sampler.state()
+        self._ahead = self._local(*self.sampler.next())
+        self.sampler.load_state(state)
+        self.model.prefetch(self._ahead[0])
+
+    def train_step(self) -> float:
+        x, y = self._batch()  # the global batch; this rank trains on its block of rows
         lr = lr_at(self.step, self.s)
         for group in self.opt.param_groups:
             group["lr"] = lr
@@ -234,6 +255,8 @@ class Trainer:
         mean = self.world.all_sum(loss / self.world.size) if self.world.parallel else loss.detach()
         if not torch.isfinite(mean):  # the same decision on every rank
             self._diverged(f"loss became {float(mean)}")
+        if self.step + 1 < self.s.steps:
+            self._prefetch_next()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.s.grad_clip > 0:
@@ -262,6 +285,7 @@ class Trainer:
     def _train(self, stop_after: int | None) -> dict:
         self.setup()
         s = self.s
+        self.events = tensorboard.open_writer(self.run_dir, self.step) if s.tensorboard and self.world.main else None
         end = s.steps if stop_after is None else min(s.steps, self.step + stop_after)
         self.progress.on_start(self.step, s.steps)
         self.model.train()
@@ -305,6 +329,8 @@ class Trainer:
             raise
         finally:
             self.progress.on_stop()
+            if self.events is not None:
+                self.events.close()
         elapsed = time.perf_counter() - t0
         distributed.collect_on_main(self.model, self.world, s.batch_size)  # rank 0 goes on alone
         if not self.world.main:

@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from cogsim.ablation.runner import LABELS, digits  # noqa: E402
+from cogsim.ablation.tables import LABELS, digits  # noqa: E402
 
 COLORS = {"better": "#2e7d32", "worse": "#c62828", "unclear": "#757575", "full": "#1f4e9a", "variant": "#424242"}
 
@@ -22,7 +22,7 @@ def _finite(x) -> bool:
 
 
 def plot_ablation(summary: list[dict], rows: list[dict], path: str | Path, title: str = "") -> Path:
-    """Draw ``summary`` (rows of :func:`cogsim.ablation.runner.summarize`) and the per-run
+    """Draw ``summary`` (rows of :func:`cogsim.ablation.tables.summarize`) and the per-run
     ``rows`` into one PNG at ``path``."""
     metrics = list(dict.fromkeys(r["metric"] for r in summary))
     variants = list(dict.fromkeys(r["variant"] for r in summary))

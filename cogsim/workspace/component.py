@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +47,11 @@ class WorkspaceParams(Checked):
     max_candidates: Count = 8  # size of the learned slot × candidate preference table
     forget_bias: float = 1.0
     input_bias: float = 0.0
+    # how writes reach the slots: "mix" — every slot writes a mixture of the winners (softmax over
+    # candidates) and decays by its forget gate; "address" — each winner is written into the slots
+    # its key matches (softmax over slots) and a slot changes only where it is written (overwrite,
+    # no decay), so distinct items go to distinct slots and stay there (docs/design.md §5.4)
+    addressing: Literal["mix", "address"] = "mix"
     chunk: Annotated[int, Range(ge=2)] = DEFAULT_CHUNK  # chunk length of the parallel scan
 
     def check(self) -> None:
@@ -193,20 +198,25 @@ class WorkspaceComponent(Component):
             bias = bias + bid_bias[..., None, :]
         comp = compete((logits + bias) / p.temperature, p.top_k, p.straight_through)
 
-        # Σ_m α/ρ [g_i, g_f, v](c_m) = Σ_m α [g_i, g_f, v](ĉ_m), times 2 for the tanh below
-        written = (comp.write * (2.0 / rms[..., None, :])) @ payload  # [B, T, K, 2 + ds]
-        gate, content2 = written.split([2, ds], -1)
-        gate = gate * 0.5 + self.gate_bias
-        gi, gf = gate.unbind(-1)  # [B, T, K]
-        if gate_bias is not None:
-            gi = gi + gate_bias[..., None]
-        log_f = F.logsigmoid(gf).transpose(1, 2).reshape(b_ * k, t_)
-        # σ(i)·tanh(M̃) = 2σ(i)·(σ(2M̃) - ½): sigmoid is much cheaper than tanh on CPU, and the
-        # factor 2σ(i) is a per-slot scalar the scan folds into its small decay matrix
-        write_gate = torch.sigmoid(gi).transpose(1, 2).reshape(b_ * k, t_)
-        inject = torch.sigmoid(content2.transpose(1, 2).reshape(b_ * k, t_, ds)) - 0.5
+        if p.addressing == "address":
+            write, gi, log_f, write_gate, inject = self._addressed(logits + bias, comp.winners, payload, rms,
+                                                                   gate_bias)
+        else:
+            write = comp.write
+            # Σ_m α/ρ [g_i, g_f, v](c_m) = Σ_m α [g_i, g_f, v](ĉ_m), times 2 for the tanh below
+            written = (write * (2.0 / rms[..., None, :])) @ payload  # [B, T, K, 2 + ds]
+            gate, content2 = written.split([2, ds], -1)
+            gate = gate * 0.5 + self.gate_bias
+            gi, gf = gate.unbind(-1)  # [B, T, K]
+            if gate_bias is not None:
+                gi = gi + gate_bias[..., None]
+            log_f = F.logsigmoid(gf).transpose(1, 2).reshape(b_ * k, t_)
+            # σ(i)·tanh(M̃) = 2σ(i)·(σ(2M̃) - ½): sigmoid is much cheaper than tanh on CPU, and the
+            # factor 2σ(i) is a per-slot scalar the scan folds into its small decay matrix
+            write_gate = 2.0 * torch.sigmoid(gi).transpose(1, 2).reshape(b_ * k, t_)
+            inject = torch.sigmoid(content2.transpose(1, 2).reshape(b_ * k, t_, ds)) - 0.5
         h0 = self.memory0.to(inject.dtype).repeat(b_, 1)
-        mem = linear_scan(log_f, inject, h0, p.chunk, scale=2.0 * write_gate)  # M_t as [B·K, T, ds]
+        mem = linear_scan(log_f, inject, h0, p.chunk, scale=write_gate)  # M_t as [B·K, T, ds]
 
         hd = ds // p.heads
         mem_h = mem.view(b_, k, t_, p.heads, hd)
@@ -219,10 +229,33 @@ class WorkspaceComponent(Component):
         if ctx.recording:
             ctx.record("bids", comp.bids)
             ctx.record("winners", comp.winners)
-            ctx.record("slot_owner", lambda: self._owners(log_f, gi, comp.write, b_, t_))
+            ctx.record("slot_owner", lambda: self._owners(log_f, gi, write, b_, t_))
             ctx.record("write_gate", torch.sigmoid(gi))
             ctx.record("read_weights", lambda: beta.mean(-1).transpose(1, 2))
         return {"out": out}
+
+    def _addressed(self, logits: torch.Tensor, winners: torch.Tensor, payload: torch.Tensor, rms: torch.Tensor,
+                   gate_bias: torch.Tensor | None):
+        """Addressed writes: winner m goes to slot j with weight w_jm = softmax_j(ℓ_jm)·σ(g_i(ĉ_m) + b_i[j]);
+        slot j takes a_j = 1 − Π_m (1 − w_jm) of the new content (the w-weighted mean of the winners'
+        values) and keeps 1 − a_j of the old: M_j ← (1 − a_j) M_j + a_j tanh(M̃_j). Returns (mixture
+        weights [B, T, K, M], logit of a, log(1 − a) and the scan's scale a as [B·K, T], inject)."""
+        p, ds, k = self.params, self.d_slot, self.params.slots
+        b_, t_ = logits.shape[:2]
+        gates = payload[..., 0] / rms  # g_i of each normalised candidate [B, T, M]
+        if gate_bias is not None:
+            gates = gates + gate_bias[..., None]
+        route = softmax(logits / p.temperature, 2) * winners[..., None, :].to(logits.dtype)  # over slots
+        w = route * torch.sigmoid(gates[..., None, :] + self.gate_bias[:, :1])  # [B, T, K, M]
+        keep = torch.exp(torch.log1p(-w.clamp(max=1 - 1e-6)).sum(-1))  # Π_m (1 − w_jm) [B, T, K]
+        a = (1.0 - keep).clamp(max=1 - 1e-6)
+        mix = w / w.sum(-1, keepdim=True).clamp(min=1e-9)
+        values = payload[..., 2:] / rms[..., None]  # [B, T, M, ds]
+        content2 = 2.0 * (mix @ values)  # [B, T, K, ds]
+        flat = lambda z: z.transpose(1, 2).reshape(b_ * k, t_)
+        inject = torch.sigmoid(content2.transpose(1, 2).reshape(b_ * k, t_, ds)) - 0.5
+        # tanh(M̃) = 2(σ(2M̃) − ½): the factor 2 goes into the scan's scale with a
+        return mix, torch.logit(a.clamp(min=1e-6)), flat(torch.log1p(-a)), flat(2.0 * a), inject
 
     def _read_candidate(self, i: int, c: torch.Tensor, cache: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(ρ [B, T], W_c c [B, T, ·]) of candidate i. A candidate that did not change since the

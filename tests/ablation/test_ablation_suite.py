@@ -12,10 +12,12 @@ import pytest
 import torch
 
 from cogsim import native
+from cogsim.ablation.runner import SuiteProgress, run_dir_of, run_suite
+from cogsim.ablation.suite import load_suite
+from cogsim.ablation.tables import SUMMARY_COLUMNS
+from cogsim.ablation.variants import make_variants, with_seed
 from cogsim.cli import main
 from cogsim.errors import CogsimError
-from cogsim.ablation import runner as ab
-from cogsim.ablation.suite import load_suite
 from cogsim.graph.spec import read_spec
 from cogsim.train.trainer import Trainer
 
@@ -42,15 +44,15 @@ def _rows(path):
 
 
 def test_variants_of_an_architecture(write_arch):
-    variants = ab.make_variants(write_arch(ARCH))
+    variants = make_variants(write_arch(ARCH))
     assert [v.name for v in variants] == ["full", "no_engram", "no_snn", "plain", "engram_min"]
     by = {v.name: v.spec for v in variants}
     assert set(by["no_engram"].nodes) == {"embed", "block1", "snn", "head"}
     assert set(by["plain"].nodes) == {"embed", "block1", "head"}
     assert by["engram_min"].nodes["engram"].params["engram_vocab_size"] == [2, 2]  # orders 2 and 3
-    only_engram = ab.make_variants(write_arch(ENGRAM_ONLY, "e.yaml"))
+    only_engram = make_variants(write_arch(ENGRAM_ONLY, "e.yaml"))
     assert [v.name for v in only_engram] == ["full", "plain", "engram_min"]  # no_engram would be plain
-    chosen = ab.make_variants(write_arch(ARCH), names=["plain", "full", "plain"])
+    chosen = make_variants(write_arch(ARCH), names=["plain", "full", "plain"])
     assert [v.name for v in chosen] == ["full", "plain"]
 
 
@@ -59,8 +61,8 @@ def test_ablate_two_seeds_tables_figure_and_resume(write_arch, tiny_corpus, tmp_
     out = tmp_path / "abl"
     args = ["ablate", str(arch), "--seeds", "2", "--set", f"data.path={tiny_corpus}", "--out", str(out), "--quiet"]
     # an interrupted run of the full architecture, seed 1: the suite must continue it, not restart it
-    spec = ab.with_seed(read_spec(arch, [f"data.path={tiny_corpus}"]), 1)
-    Trainer(spec, ab.run_dir_of(out, "full", 1), device="cpu").train(stop_after=1)
+    spec = with_seed(read_spec(arch, [f"data.path={tiny_corpus}"]), 1)
+    Trainer(spec, run_dir_of(out, "full", 1), device="cpu").train(stop_after=1)
 
     assert main(args) == 0
     runs = _rows(out / "runs.csv")
@@ -70,7 +72,7 @@ def test_ablate_two_seeds_tables_figure_and_resume(write_arch, tiny_corpus, tmp_
     assert metrics.count('"step": 1,') >= 1 and metrics.count('"val_loss"') == 2  # step 0 and 2: resumed
 
     summary = _rows(out / "ablation.csv")
-    assert list(summary[0]) == ab.SUMMARY_COLUMNS
+    assert list(summary[0]) == SUMMARY_COLUMNS
     bpb = {r["variant"]: r for r in summary if r["metric"] == "val_bpb"}
     assert list(bpb) == ["full", "plain", "engram_min"]
     assert bpb["full"]["diff"] == "" and bpb["full"]["n"] == "2"
@@ -115,27 +117,27 @@ def test_suite_file_sets_the_budget_of_every_variant(write_arch, capsys):
                        "set:\n  train.batch_size: 3\n  data.task_mix: 0.1\n", "suite.yaml")
     s = load_suite(suite)
     assert s.seeds == [3, 5] and s.variants == ["plain"]
-    variants = ab.make_variants(s.architecture, s.overrides, s.variants)
+    variants = make_variants(s.architecture, s.overrides, s.variants)
     assert [v.name for v in variants] == ["full", "plain"]
     for v in variants:
         assert (v.spec.train.steps, v.spec.train.batch_size, v.spec.data.task_mix) == (7, 3, 0.1)
     assert main(["ablate", "--suite", str(suite), "--list"]) == 0
     assert "2 variants × 2 seeds = 4 runs of 7 steps" in capsys.readouterr().out
-    assert math.isclose(ab.with_seed(variants[0].spec, 5).train.seed, 5)
+    assert math.isclose(with_seed(variants[0].spec, 5).train.seed, 5)
 
 
 def test_parallel_jobs_give_the_numbers_of_single_thread_sequential_runs(write_arch, tiny_corpus, tmp_path):
-    variants = ab.make_variants(write_arch(ENGRAM_ONLY), [f"data.path={tiny_corpus}"], ["plain"])
+    variants = make_variants(write_arch(ENGRAM_ONLY), [f"data.path={tiny_corpus}"], ["plain"])
     wait_policy = os.environ.get("OMP_WAIT_POLICY")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # what each of 2 workers uses on a 2-core machine
     try:
-        sequential = ab.run_suite(variants, [0], tmp_path / "seq", device="cpu")
+        sequential = run_suite(variants, [0], tmp_path / "seq", device="cpu")
     finally:
         torch.set_num_threads(threads)
     seen = []
-    progress = ab.SuiteProgress(on_run_start=lambda key, start, steps: seen.append((key, start, steps)))
-    parallel = ab.run_suite(variants, [0], tmp_path / "par", device="cpu", progress=progress,
+    progress = SuiteProgress(on_run_start=lambda key, start, steps: seen.append((key, start, steps)))
+    parallel = run_suite(variants, [0], tmp_path / "par", device="cpu", progress=progress,
                             jobs=2)
     assert sorted(seen) == [("full seed 0", 0, 2), ("plain seed 0", 0, 2)]
     share = max(1, native.usable_cpus() // 2)  # each worker's torch and kernel (HTM, SNN, Engram) threads
@@ -162,9 +164,9 @@ nodes:
   head: {type: lm_head}
 edges: [tokens -> embed.ids, tokens -> htm.ids, htm.out -> block1.x, block1 -> head.x, embed -> head.x]
 """)
-    assert [v.name for v in ab.make_variants(arch, names=["full"])] == ["full"]
+    assert [v.name for v in make_variants(arch, names=["full"])] == ["full"]
     with pytest.raises(CogsimError, match=r"variant plain: .*block1.*not connected.*leave it out with --variants"):
-        ab.make_variants(arch)
+        make_variants(arch)
 
 
 def test_ablate_a_synthetic_task_compares_answer_accuracy(write_arch, tmp_path, capsys):

@@ -62,4 +62,6 @@ def test_batched_streams_of_different_lengths_equal_separate_runs():
     assert len(batched[0]) == 240 and len(batched[1]) == 120
     # Stream 0 of the batch sees exactly what it sees alone (the other stream's end changes nothing).
     assert np.allclose(batched[0], alone_a)
-    assert calls[-1] == (360, 360) and len(calls) == 2  # one call per chunk of 128 rows
+    assert np.allclose(batched[1], detect_many([b], **SMALL)[0])  # and so does the shorter one
+    # rows count half through the pooler (a call per chunk of 128 rows) and half through the TM
+    assert calls[-1] == (360, 360) and len(calls) == 3 and calls == sorted(calls)

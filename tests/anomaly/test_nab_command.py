@@ -67,12 +67,13 @@ def test_nab_writes_nab_layout_and_scores_like_the_scorer(tmp_path, capsys):
     for name in FILES:
         category, file = name.split("/")
         header, rows = read_result(out / "cogsim" / category / f"cogsim_{file}")
-        assert header == ["timestamp", "value", "anomaly_score", "label"]
+        assert header == ["timestamp", "value", "anomaly_score", "raw_score", "label"]
         source = [line.split(",") for line in lines_of[name][1:]]
         assert [r[0] for r in rows] == [s[0] for s in source]  # file order, the odd row where it was
         assert [float(r[1]) for r in rows] == [float(s[1]) for s in source]
         jump = 150 + 15 * FILES.index(name)
-        assert [int(r[3]) for r in rows] == [int(jump - 10 <= i <= jump + 10) for i in range(ROWS)]
+        assert [int(r[4]) for r in rows] == [int(jump - 10 <= i <= jump + 10) for i in range(ROWS)]
+        assert all(0.0 <= float(r[3]) <= 1.0 for r in rows)  # the TM's raw anomaly
         scores = np.array([float(r[2]) for r in rows])
         assert np.all((scores >= 0) & (scores <= 1)) and scores[jump] == 1.0  # the jump leaves the range seen
         ts = np.array([np.datetime64(r[0].replace(" ", "T")) for r in rows])
@@ -94,6 +95,9 @@ def test_nab_writes_nab_layout_and_scores_like_the_scorer(tmp_path, capsys):
     assert summary["files"] == 4 and summary["skipped"] == ["catB/broken.csv"] and summary["rows"] == 960
     assert summary["profiles"]["standard"]["score"] == pytest.approx(score_corpus(results, windows).score)
     assert summary["config"]["columns"] == 256
+    in_fold = summary["profiles"]["standard"]["in_fold"]  # each fold with its own best threshold
+    for key, fold in (("even", FILES[0::2]), ("odd", FILES[1::2])):
+        assert in_fold[key] == pytest.approx(score_corpus({n: results[n] for n in fold}, windows).score, abs=1e-6)
 
 
 @pytest.mark.parametrize("case, args, message", [

@@ -79,7 +79,10 @@ def test_unsharded_one_process_equals_sharded_one_process(write_arch, tiny_corpu
     arch = write_arch(ARCH)
     for name, placement in (("sharded", "sharded"), ("device", "device")):
         spec = read_spec(arch, [f"data.path={tiny_corpus}", f"nodes.engram.placement={placement}", "train.steps=3"])
-        Trainer(spec, tmp_path / name, device="cpu").train()
+        trainer = Trainer(spec, tmp_path / name, device="cpu")
+        trainer.train()
+        # the rows of steps 2 and 3 were asked for during the step before (fetched while it ran)
+        assert trainer.model.nodes["engram"].prefetcher.stats["ahead"] == 2
     assert rows(tmp_path / "sharded") == rows(tmp_path / "device")
 
 

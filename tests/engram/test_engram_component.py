@@ -103,7 +103,8 @@ def test_prefetch_of_other_ids_falls_back_and_cycles_reuse_rows():
     with torch.no_grad():
         model(b[:, :-1])
         model(b[:, :-1])  # a second cycle over the same ids reuses the rows
-    assert model.engram.prefetcher.stats == {"prefetched": 0, "synchronous": 1, "reused": 1, "refreshed_rows": 0}
+    assert model.engram.prefetcher.stats == {"prefetched": 0, "synchronous": 1, "reused": 1, "refreshed_rows": 0,
+                                             "ahead": 0}
 
 
 def test_two_forwards_before_a_step_sum_their_row_gradients():

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def piped(*args, cwd: Path) -> str:
     """stdout of ``python -m cogsim ARGS`` read through a pipe, as a log collector would."""
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "FORCE_COLOR")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     proc = subprocess.run([sys.executable, "-m", "cogsim", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, timeout=300)
@@ -63,8 +63,9 @@ def test_tables_wrap_instead_of_cutting_in_a_narrow_terminal(monkeypatch, capsys
     assert "devic" in text and "e_tab" in text  # device_tables folded onto lines, not cut
 
 
-def test_bench_model_table_is_whole_when_not_a_terminal(tiny_arch, tmp_path, capsys):
+def test_bench_model_table_is_whole_when_not_a_terminal(tiny_arch, tmp_path, capsys, monkeypatch):
     # under capsys stdout is not a terminal, as in a pipe
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
     assert main(["bench", "model", str(tiny_arch), "--batch-size", "2", "--repeat", "1", "--csv",
                  str(tmp_path / "model.csv")]) == 0
     text = capsys.readouterr().out

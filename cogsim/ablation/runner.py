@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from cogsim.ablation.tables import TASK_METRICS
 from cogsim.ablation.variants import Variant, with_seed
 from cogsim.errors import CogsimError
 from cogsim.evaluate.probes import METRICS as PROBE_METRICS
@@ -73,7 +74,7 @@ def result_row(variant: str, seed: int, summary: dict) -> dict:
     row = {"variant": variant, "seed": seed, "run_dir": summary.get("run_dir", ""),
            "device": summary.get("device"), "parameters": summary.get("parameters"), "steps": summary.get("steps"),
            "seconds": summary.get("seconds"), "val_loss": summary.get("val_loss"), "val_bpb": summary.get("val_bpb"),
-           "task_accuracy": summary.get("task_accuracy")}
+           "task_accuracy": summary.get("task_accuracy"), **{m: summary.get(m) for m in TASK_METRICS}}
     probes = summary.get("probes") or {}
     for metric in PROBE_METRICS:
         row[metric] = probes.get(metric)

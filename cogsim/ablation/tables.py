@@ -1,43 +1,50 @@
 """The comparison of an ablation suite: per variant and metric, mean ± standard deviation over seeds
-and the paired difference against the full architecture with a Student-t confidence interval (the
-seeds fix initialisation and data order alike for every variant, so results pair by seed); written
-as CSV and as markdown tables."""
+and the paired difference against the reference — the first variant: the full architecture of an
+ablation, the floor arm of a task suite — with a Student-t confidence interval (the seeds fix
+initialisation and data order alike for every variant, so results pair by seed); written as CSV
+and as markdown tables."""
 from __future__ import annotations
 
 import csv
 import math
 from pathlib import Path
 
-from cogsim.ablation.variants import FULL, Variant
+from cogsim.ablation.variants import Variant
+from cogsim.data.synthetic import TASKS
 from cogsim.evaluate.probes import METRICS as PROBE_METRICS
 from cogsim.evaluate.stats import mean_std, paired_difference
 
+#: what synthetic tasks add to a run's summary (:attr:`cogsim.data.synthetic.base.Task.report_metrics`)
+TASK_METRICS = {name: direction for cls in TASKS.values() for name, (direction, _) in cls.report_metrics.items()}
 #: (metric, direction): +1 higher is better, −1 lower is better
-METRICS: tuple[tuple[str, int], ...] = (("val_bpb", -1), ("task_accuracy", +1), *((m, +1) for m in PROBE_METRICS))
+METRICS: tuple[tuple[str, int], ...] = (("val_bpb", -1), ("task_accuracy", +1), *TASK_METRICS.items(),
+                                        *((m, +1) for m in PROBE_METRICS))
 
 
 LABELS = {"val_bpb": "validation bits/byte", "task_accuracy": "synthetic task (answer accuracy)", "recall": "fact recall (accuracy)",
           "needle": "needle, multi-query (accuracy)", "vartrack": "variable tracking (accuracy)",
-          "anomaly_lm": "anomaly AUC, LM surprisal", "anomaly_htm": "anomaly AUC, HTM signal"}
+          "anomaly_lm": "anomaly AUC, LM surprisal", "anomaly_htm": "anomaly AUC, HTM signal",
+          **{name: label for cls in TASKS.values() for name, (_, label) in cls.report_metrics.items()}}
 
 
 def summarize(rows: list[dict], variants: list[str], metrics=METRICS, confidence: float = 0.95) -> list[dict]:
-    """Per variant and metric: n, mean, std over seeds, and the paired difference variant − full
-    (mean, its std, the t interval) over the seeds both have. Metrics that are n/a everywhere
-    (e.g. the HTM anomaly AUC of an architecture without HTM) are left out."""
+    """Per variant and metric: n, mean, std over seeds, and the paired difference variant − reference
+    (the first variant; mean, its std, the t interval) over the seeds both have. Metrics that are
+    n/a everywhere (e.g. the HTM anomaly AUC of an architecture without HTM) are left out."""
     by = {(r["variant"], r["seed"]): r for r in rows}
     seeds = sorted({r["seed"] for r in rows})
+    reference = variants[0]
     out = []
     for metric, direction in metrics:
         if all(r.get(metric) is None or not math.isfinite(r[metric]) for r in rows):
             continue
-        ref = [by.get((FULL, s), {}).get(metric) for s in seeds]
+        ref = [by.get((reference, s), {}).get(metric) for s in seeds]
         for variant in variants:
             values = [by.get((variant, s), {}).get(metric) for s in seeds]
             mean, std, n = mean_std(values)
             row = {"variant": variant, "metric": metric, "better": "higher" if direction > 0 else "lower",
                    "n": n, "mean": mean, "std": std}
-            if variant != FULL and FULL in variants:
+            if variant != reference:
                 d = paired_difference(values, ref, confidence)
                 row.update(diff=d.mean, diff_std=d.std, diff_n=d.n, ci_low=d.low, ci_high=d.high)
             else:
@@ -48,7 +55,7 @@ def summarize(rows: list[dict], variants: list[str], metrics=METRICS, confidence
 
 SUMMARY_COLUMNS = ["variant", "metric", "better", "n", "mean", "std", "diff", "diff_std", "diff_n", "ci_low", "ci_high"]
 RUN_COLUMNS = ["variant", "seed", "steps", "parameters", "seconds", "val_loss", "val_bpb", "task_accuracy",
-               *PROBE_METRICS, "run_dir"]
+               *TASK_METRICS, *PROBE_METRICS, "run_dir"]
 
 
 def _cell(value) -> str:
@@ -75,12 +82,14 @@ def _fmt(x: float, digits: int, signed: bool = False) -> str:
     return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
 
 
-def _digits(metric: str) -> int:
-    return 4 if metric == "val_bpb" else 3
+def digits(metric: str) -> int:
+    """Decimals shown for ``metric``: bits per byte 4, step counts 0, accuracies 3."""
+    return 4 if metric == "val_bpb" else 0 if metric.endswith("_steps") else 3
 
 
 def markdown(summary: list[dict], variants: list[Variant], seeds: list[int], header: str = "") -> str:
-    """Two tables: mean ± std per variant and metric, and the paired difference against ``full``."""
+    """Two tables: mean ± std per variant and metric (with the number of seeds that have a value, when
+    some do not), and the paired difference against the first variant."""
     metrics = list(dict.fromkeys(r["metric"] for r in summary))
     cells = {(r["variant"], r["metric"]): r for r in summary}
     arrows = {m: ("↓" if d < 0 else "↑") for m, d in METRICS}
@@ -94,17 +103,20 @@ def markdown(summary: list[dict], variants: list[Variant], seeds: list[int], hea
         row = []
         for m in metrics:
             c = cells.get((name, m))
-            row.append("n/a" if c is None or not math.isfinite(c["mean"]) else
-                       f"{_fmt(c['mean'], _digits(m))} ± {_fmt(c['std'], _digits(m))}")
+            if c is None or not math.isfinite(c["mean"]):
+                row.append("n/a")
+                continue
+            text = f"{_fmt(c['mean'], digits(m))} ± {_fmt(c['std'], digits(m))}"
+            row.append(text + (f" ({c['n']} of {len(seeds)} seeds)" if c["n"] < len(seeds) else ""))
         lines.append(f"| {name} | " + " | ".join(row) + " |")
-    if FULL in names and len(names) > 1:
+    if len(names) > 1:
         conf = "95%"
-        lines += ["", f"Paired difference variant − full over the same seeds: mean [{conf} CI, Student t]; "
+        lines += ["", f"Paired difference variant − {names[0]} over the same seeds: mean [{conf} CI, Student t]; "
                   "* marks an interval that excludes 0.", ""]
         lines.append("| variant | " + " | ".join(f"Δ {LABELS.get(m, m)}" for m in metrics) + " |")
         lines.append("|---|" + "---:|" * len(metrics))
         for name in names:
-            if name == FULL:
+            if name == names[0]:
                 continue
             row = []
             for m in metrics:
@@ -112,7 +124,7 @@ def markdown(summary: list[dict], variants: list[Variant], seeds: list[int], hea
                 if c is None or not math.isfinite(c["diff"]):
                     row.append("n/a")
                     continue
-                d = _digits(m)
+                d = digits(m)
                 star = "*" if math.isfinite(c["ci_low"]) and (c["ci_low"] > 0 or c["ci_high"] < 0) else ""
                 row.append(f"{_fmt(c['diff'], d, True)} [{_fmt(c['ci_low'], d, True)}, {_fmt(c['ci_high'], d, True)}]{star}")
             lines.append(f"| {name} | " + " | ".join(row) + " |")

@@ -5,10 +5,11 @@ threads, 1 process with one thread, and 2 ranks (gloo) with the cores split betw
 waits passively in all of them (on a busy machine a spinning wait costs a multi-threaded process
 several times its step time).
 
-- step: one training step (forward, backward, DDP all-reduce, AdamW, Engram row updates) of an
-  architecture at the same global batch; the ratio is step time / the 1-process step time;
-- all-to-all: the share of the 2-rank step spent inside the sharded table's exchanges (lookups in
-  the prefetch thread and row gradients to their owners);
+- step: one training step (forward, backward, DDP all-reduce, AdamW, Engram row updates, the next
+  batch's rows prefetched meanwhile) of an architecture at the same global batch; the ratio is
+  step time / the 1-process step time;
+- all-to-all: the time inside the sharded table's exchanges (lookups, in the prefetch thread and so
+  partly hidden, and row gradients to their owners) as a share of the 2-rank step;
 - lookup: rows per second gathered from a table sharded over the 2 ranks against the same rows
   gathered from a local table in the same processes.
 
@@ -131,23 +132,27 @@ def _worker(out: str, arch: str, batch: int, steps: int, lookup_rows: int, looku
     rows = world.rows(batch)
     tables = [c.table for _, c in model.components() if isinstance(getattr(c, "table", None), ShardedTable)]
 
-    def step() -> None:
-        ids = torch.randint(0, spec.model.vocab_size, (batch, spec.model.seq_len + 1), generator=gen)[rows]
-        loss = F.cross_entropy(net(ids[:, :-1]).flatten(0, 1), ids[:, 1:].flatten())
+    seqs = [torch.randint(0, spec.model.vocab_size, (batch, spec.model.seq_len + 1), generator=gen)[rows]
+            for _ in range(steps + 4)]
+    xs, ys = [q[:, :-1] for q in seqs], [q[:, 1:].flatten() for q in seqs]
+
+    def step(i: int) -> None:  # as the trainer: the next batch's rows are fetched during this step
+        loss = F.cross_entropy(net(xs[i]).flatten(0, 1), ys[i])
+        model.prefetch(xs[i + 1])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         for _, comp in model.components():
             comp.sparse_step(1e-3)
 
-    for _ in range(3):
-        step()
+    for i in range(3):
+        step(i)
     times, exchange = [], 0.0
-    for _ in range(steps):
+    for i in range(3, 3 + steps):
         before = sum(t._exchange.stats["seconds"] for t in tables if t._exchange is not None)
         world.barrier()
         t0 = time.perf_counter()
-        step()
+        step(i)
         world.barrier()
         times.append(time.perf_counter() - t0)
         exchange += sum(t._exchange.stats["seconds"] for t in tables if t._exchange is not None) - before

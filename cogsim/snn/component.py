@@ -9,9 +9,15 @@ to d_model as the residual delta.
 - ``mode: sequence``: the membrane is carried across token positions (``steps`` sub-steps per
   token), making the layer a causal temporal filter over the text: the output at position t
   depends on tokens ≤ t only.
+
+``beta: [low, high]`` gives each neuron its own decay, time constants 1/(1 − β) log-spaced between
+those of ``low`` and ``high``: a bank of integrators over many time scales, from which the next
+layer can read how much of something happened over a span of positions (one decay integrates over
+one time scale only; docs/design.md §5.3).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,7 +41,9 @@ class SNNParams(Checked):
     steps: Count = 4  # spiking steps per token
     mode: Literal["per_token", "sequence"] = "per_token"
     neuron: Literal["leaky", "synaptic"] = "leaky"  # first-order LIF or with a synaptic current
-    beta: Unit = 0.9  # membrane decay (initial value; one per neuron)
+    # membrane decay per sub-step (initial value; one per neuron), or [low, high]: per-neuron decays
+    # with time constants 1 / (1 − β) log-spaced from low's to high's
+    beta: Unit | tuple[Unit, Unit] = 0.9
     learn_beta: bool = True
     alpha: Unit = 0.8  # synaptic current decay (neuron: synaptic)
     learn_alpha: bool = True
@@ -47,6 +55,10 @@ class SNNParams(Checked):
     fused: bool | Backend = True  # True: fastest exact path; false: per-step loop; or a backend name
 
     def check(self) -> None:
+        if isinstance(self.beta, (tuple, list)):
+            if len(self.beta) != 2 or not self.beta[0] <= self.beta[1] < 1:
+                raise FieldError("beta", f"a range must be [low, high] with low ≤ high < 1 (a time constant "
+                                         f"1 / (1 − β) needs β < 1), got {list(self.beta)}")
         try:
             parse_surrogate(self.surrogate)
         except ValueError as e:
@@ -77,12 +89,13 @@ class SNNComponent(Component):
         self.inp = nn.Linear(d, n)
         self.out = nn.Linear(n, d, bias=False)
         nn.init.zeros_(self.out.weight)  # the layer starts as the identity of the residual stream
+        beta = decays(params.beta, n)
         common = dict(neurons=n, learn_beta=params.learn_beta, learn_threshold=params.learn_threshold,
                       reset=params.reset, surrogate=parse_surrogate(params.surrogate), fused=params.fused)
         if params.neuron == "leaky":
-            self.lif = Leaky(params.beta, params.threshold, **common)
+            self.lif = Leaky(beta, params.threshold, **common)
         else:
-            self.lif = Synaptic(params.alpha, params.beta, params.threshold, learn_alpha=params.learn_alpha, **common)
+            self.lif = Synaptic(params.alpha, beta, params.threshold, learn_alpha=params.learn_alpha, **common)
 
     def forward(self, inputs: dict, ctx: Context) -> dict[str, torch.Tensor]:
         x = inputs["x"]
@@ -111,4 +124,13 @@ class SNNComponent(Component):
         return f"mode={p.mode}, neuron={p.neuron}, neurons={p.neurons}, steps={p.steps}, readout={p.readout}"
 
 
-__all__ = ["SNNComponent", "SNNParams"]
+def decays(beta: float | tuple[float, float], neurons: int) -> float | torch.Tensor:
+    """``beta`` as given, or for ``(low, high)`` one decay per neuron, time constants 1 / (1 − β)
+    log-spaced from 1 / (1 − low) to 1 / (1 − high)."""
+    if not isinstance(beta, (tuple, list)):
+        return beta
+    low, high = (math.log(1 / (1 - b)) for b in beta)
+    return 1 - torch.exp(-torch.linspace(low, high, neurons, dtype=torch.float64)).float()
+
+
+__all__ = ["SNNComponent", "SNNParams", "decays"]

@@ -1,6 +1,7 @@
 """The ablation comparison figure: per metric, every variant's value per seed with mean ± standard
-deviation (left), and its paired difference against the full architecture with the 95% confidence
-interval (right; green = better than full, red = worse, grey = the interval includes 0)."""
+deviation (left), and its paired difference against the reference — the first variant: the full
+architecture of an ablation, the floor arm of a task suite — with the 95% confidence interval
+(right; green = better than the reference, red = worse, grey = the interval includes 0)."""
 from __future__ import annotations
 
 import math
@@ -11,8 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from cogsim.ablation.tables import LABELS  # noqa: E402
-from cogsim.ablation.variants import FULL  # noqa: E402
+from cogsim.ablation.tables import LABELS, digits  # noqa: E402
 
 COLORS = {"better": "#2e7d32", "worse": "#c62828", "unclear": "#757575", "full": "#1f4e9a", "variant": "#424242"}
 
@@ -29,6 +29,7 @@ def plot_ablation(summary: list[dict], rows: list[dict], path: str | Path, title
     if not metrics:
         raise ValueError("nothing to plot: the summary has no metric with a value")
     cells = {(r["variant"], r["metric"]): r for r in summary}
+    reference = variants[0]
     ys = {v: len(variants) - 1 - i for i, v in enumerate(variants)}  # first variant on top
     height = 0.42 * len(variants) + 0.9
     fig, axes = plt.subplots(len(metrics), 2, figsize=(11, height * len(metrics) + 0.8), squeeze=False)
@@ -41,9 +42,9 @@ def plot_ablation(summary: list[dict], rows: list[dict], path: str | Path, title
             ax_abs.scatter(values, [y] * len(values), s=14, color="#9e9e9e", zorder=2, label=None)
             if c and _finite(c["mean"]):
                 err = c["std"] if _finite(c["std"]) else 0.0
-                color = COLORS["full"] if v == FULL else COLORS["variant"]
+                color = COLORS["full"] if v == reference else COLORS["variant"]
                 ax_abs.errorbar(c["mean"], y, xerr=err, fmt="D", ms=5, color=color, capsize=3, zorder=3)
-            if v == FULL or not c or not _finite(c.get("diff")):
+            if v == reference or not c or not _finite(c.get("diff")):
                 continue
             lo, hi, d = c["ci_low"], c["ci_high"], c["diff"]
             sign = 1 if better == "higher" else -1
@@ -53,8 +54,8 @@ def plot_ablation(summary: list[dict], rows: list[dict], path: str | Path, title
                 color = COLORS["unclear"]
             xerr = [[d - lo], [hi - d]] if _finite(lo) else None
             ax_diff.errorbar(d, y, xerr=xerr, fmt="o", ms=6, color=color, capsize=4, lw=1.6, zorder=3)
-            digits = 4 if metric == "val_bpb" else 3
-            text = f"{d:+.{digits}f}" + (f" [{lo:+.{digits}f}, {hi:+.{digits}f}]" if _finite(lo) else "")
+            n = digits(metric)
+            text = f"{d:+.{n}f}" + (f" [{lo:+.{n}f}, {hi:+.{n}f}]" if _finite(lo) else "")
             ax_diff.annotate(text, (d, y), xytext=(0, 6), textcoords="offset points", ha="center",
                              va="bottom", fontsize=7.5, color=color)
         ax_diff.axvline(0.0, color="#1f4e9a", lw=1, ls="--", zorder=1)
@@ -64,7 +65,7 @@ def plot_ablation(summary: list[dict], rows: list[dict], path: str | Path, title
             ax.grid(axis="x", alpha=0.3)
         arrow = "higher is better" if better == "higher" else "lower is better"
         ax_abs.set_title(f"{LABELS.get(metric, metric)} — {arrow}", fontsize=10, loc="left")
-        ax_diff.set_title(f"Δ vs {FULL} (95% CI)", fontsize=10, loc="left")
+        ax_diff.set_title(f"Δ vs {reference} (95% CI)", fontsize=10, loc="left")
         ax_diff.tick_params(labelleft=False)
     if title:
         fig.suptitle(title, fontsize=12, x=0.01, ha="left")

@@ -124,6 +124,9 @@ def test_traces_only_while_recording():
 @pytest.mark.parametrize("field,value,message", [
     ("neurons", 0, r"neurons: must be ≥ 1, got 0"),
     ("beta", 1.5, r"beta: must be in \[0, 1\], got 1.5"),
+    ("beta", (0.9, 1.0), r"beta: a range must be \[low, high\] with low ≤ high < 1 .*, got \[0.9, 1.0\]"),
+    ("beta", (0.99, 0.9), r"beta: a range must be \[low, high\] with low ≤ high < 1 .*, got \[0.99, 0.9\]"),
+    ("beta", (0.5, 1.5), r"beta: every item must be in \[0, 1\], got 1.5"),
     ("threshold", 0.0, "threshold: must be > 0, got 0.0"),
     ("surrogate", "arctan", "surrogate: unknown surrogate 'arctan'"),
     ("surrogate", "atan(alpha=x)", "not a number"),
@@ -131,6 +134,20 @@ def test_traces_only_while_recording():
 def test_bad_params_are_rejected(field, value, message):
     with pytest.raises(ValueError, match=message):
         SNNParams(**{field: value})
+
+
+def test_a_beta_range_spreads_time_constants_over_the_neurons():
+    """``beta: [low, high]``: one decay per neuron, time constants 1/(1 − β) log-spaced from 5 to
+    1000 sub-steps; an impulse 48 tokens back still moves the slow neurons and not the fast ones."""
+    comp = _component(mode="sequence", readout="membrane", reset="none", steps=1, neurons=3, beta=[0.8, 0.999])
+    tau = 1 / (1 - comp.lif.beta.detach().double())
+    assert torch.allclose(tau, torch.tensor([5.0, 1000 ** 0.5 * 5 ** 0.5, 1000.0], dtype=torch.float64), rtol=1e-4)
+    current = torch.zeros(50, 1, 3)
+    current[0] = 1.0  # an impulse at token 0, read at token 48
+    _, mem = comp.lif(current)
+    expected = comp.lif.beta.detach() ** 48
+    assert torch.allclose(mem[48, 0], expected, rtol=1e-5)
+    assert mem[48, 0, 0] < 1e-4 and mem[48, 0, 2] > 0.95
 
 
 def test_yaml_errors_name_file_and_line(write_arch):

@@ -75,6 +75,8 @@ class Task:
     name: ClassVar[str] = ""
     Params: ClassVar[type]
     answer_kind: ClassVar[str] = "answer"  # what an answer position holds, for reports
+    #: what :meth:`report` adds to a run's summary: name → (+1 higher is better / −1 lower, label)
+    report_metrics: ClassVar[dict[str, tuple[int, str]]] = {}
 
     def __init__(self, params, ctx: Context) -> None:
         self.params = params

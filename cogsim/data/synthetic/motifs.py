@@ -39,6 +39,9 @@ class Motifs(Task):
     name = "motifs"
     Params = MotifsParams
     answer_kind = "end of a sequence after its shared sub-sequence"
+    report_metrics = {"accuracy_before_switch": (+1, "motifs: online accuracy before the switch"),
+                      "accuracy_after_switch": (+1, "motifs: online accuracy at the end"),
+                      "recovery_steps": (-1, "motifs: steps to recover after the switch")}
 
     def __init__(self, params: MotifsParams, ctx) -> None:
         super().__init__(params, ctx)

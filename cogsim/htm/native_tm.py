@@ -107,7 +107,8 @@ class NativeTM:
     def compute(self, cols: torch.Tensor, learn: bool, step: int, iteration: int, prev_active: torch.Tensor,
                 prev_winner: torch.Tensor) -> torch.Tensor:
         anomaly = torch.empty(self.streams, dtype=torch.float32)
-        threads = threads_for(self.streams, self.streams * self.num_columns, COLUMNS_PER_THREAD)
+        threads = 1 if self.streams == 1 else threads_for(self.streams, self.streams * self.num_columns,
+                                                          COLUMNS_PER_THREAD)
         self.lib.cogsim_htm_tm_compute(self.handle, cols.data_ptr(), int(learn), step, iteration, anomaly.data_ptr(),
                                        prev_active.data_ptr(), prev_winner.data_ptr(), threads)
         return anomaly

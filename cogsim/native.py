@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import hashlib
 import importlib.resources
 import os
@@ -79,8 +80,10 @@ def _warn_no_compiler(reason: str) -> None:
 _max_threads: int | None = None
 
 
+@functools.lru_cache(maxsize=1)
 def usable_cpus() -> int:
-    """CPUs this process may run on."""
+    """CPUs this process may run on (asked once: kernels ask per call, and the system call costs
+    microseconds on a busy machine; ``usable_cpus.cache_clear()`` after changing the affinity)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux

@@ -71,6 +71,9 @@ class DetectorConfig(Checked):
     max_segments_per_cell: Count = 128
     max_synapses_per_segment: Count = 32
     tm_seed: int = 1960
+    # True: series i (input order) gets sp_seed + i and tm_seed + i (each series then runs alone through
+    # the SP); False: every series the same seeds (NuPIC's way).
+    series_seeds: bool = False
     # Backtracking TM only (NuPIC's names: pamLength, maxInfBacktrack, maxLrnBacktrack, maxSeqLength).
     pam_length: Count = 3
     max_inf_backtrack: Annotated[int, Range(ge=0)] = 10
@@ -278,7 +281,8 @@ def _run_backtracking(rows: list[_Rows], config: DetectorConfig, threads: int, t
     over threads; ``TM_ROUND`` rows per series per call."""
     from cogsim.htm.backtracking_tm import BacktrackingTM
 
-    tm = _make_memory(len(rows), config, None, seeds=[config.tm_seed] * len(rows), threads=threads)
+    seeds = [config.tm_seed + i if config.series_seeds else config.tm_seed for i in range(len(rows))]
+    tm = _make_memory(len(rows), config, None, seeds=seeds, threads=threads)
     ids = np.ascontiguousarray(np.concatenate([i for r in rows for i in r.ids]), dtype=np.int32)
     counts = np.concatenate([c for r in rows for c in r.counts])
     row_ptr = np.zeros(len(counts) + 1, dtype=np.int64)
@@ -309,7 +313,8 @@ def raw_anomaly_scores(series: Sequence[tuple[np.ndarray, np.ndarray]], config: 
     plain = config.temporal_memory == "plain"
     lengths = np.array([len(v) for _, v in series])
     order = np.argsort(-lengths, kind="stable")
-    groups = [order[i:i + GROUP] for i in range(0, len(order), GROUP)]
+    size = 1 if config.series_seeds else GROUP
+    groups = [order[i:i + size] for i in range(0, len(order), size)]
     workers = max(1, min(threads or max_threads(), len(groups) if plain else len(series)))
     total = int(lengths.sum())
     done, lock = [0], threading.Lock()
@@ -324,7 +329,9 @@ def raw_anomaly_scores(series: Sequence[tuple[np.ndarray, np.ndarray]], config: 
     rows: list = [None] * len(series)
 
     def pool(idx: np.ndarray) -> None:
-        got_raw, got_rows = _pool_group([series[i] for i in idx], config, resolutions[idx], device, tick)
+        cfg = replace(config, sp_seed=config.sp_seed + int(idx[0]), tm_seed=config.tm_seed + int(idx[0])) \
+            if config.series_seeds else config
+        got_raw, got_rows = _pool_group([series[i] for i in idx], cfg, resolutions[idx], device, tick)
         for k, i in enumerate(idx):
             if plain:
                 raws[i] = got_raw[k]

@@ -63,6 +63,15 @@ def git_revision() -> str:
         return "unknown"
 
 
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages and the CPU count, for a row's note (figures measured on
+    a busy machine are worth little)."""
+    try:
+        return "load avg " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + f" on {os.cpu_count()} cpus"
+    except OSError:
+        return "load avg unknown"
+
+
 def machine() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)

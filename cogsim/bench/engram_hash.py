@@ -6,14 +6,13 @@ output and the load average at measurement time. Run alone: ``python -m cogsim.b
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
 import numpy as np
 import torch
 
-from cogsim.bench.common import add_csv_argument, append_csv, time_pair
+from cogsim.bench.common import add_csv_argument, append_csv, load_average, time_pair
 from cogsim.engram import native_hash
 from cogsim.engram.hashing import NgramHashMapping
 from cogsim.engram.reference import ReferenceHash
@@ -38,13 +37,6 @@ def _cpu_time_pair(fn_a, fn_b, repeat: int) -> tuple[float, float]:
     return statistics.median(ta), statistics.median(tb)
 
 
-def _load() -> str:
-    try:
-        return "load avg " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + f" on {os.cpu_count()} cpus"
-    except OSError:
-        return "load avg unknown"
-
-
 def _one(mapping: NgramHashMapping, ref: ReferenceHash, ids: np.ndarray, repeat: int, threads: int,
          backend: str) -> dict:
     """One row: ``mapping.hash(ids, backend=backend)`` vs the reference at ``threads`` torch and
@@ -55,7 +47,7 @@ def _one(mapping: NgramHashMapping, ref: ReferenceHash, ids: np.ndarray, repeat:
         run = lambda: mapping.hash(ids_t, backend=backend)  # noqa: E731
         fast_out, ref_out = run(), ref.hash(ids)
         exact = all(np.array_equal(fast_out[layer].numpy(), ref_out[layer]) for layer in mapping.layer_ids)
-        load = _load()
+        load = load_average()
         fast_s, ref_s = time_pair(run, lambda: ref.hash(ids), repeat=repeat)
         cpu = _cpu_time_pair(run, lambda: ref.hash(ids), repeat) if threads == 1 else None
     batch, length = ids.shape

@@ -6,11 +6,14 @@ TM benchmarks (fresh TM, 2048 columns × 32 cells, 40 active columns, learning o
 Each runs with one stream and with ``--streams`` streams batched (every stream its own codes). The
 report gives steps/s, the batched aggregate (streams × steps/s), the same-run ratio batched
 aggregate / single stream, and ratios to htm.core's single-stream rates *measured elsewhere* on this
-kind of machine (docs/design.md §5.2; htm.core is not installable here), which are constants below. The
-repeating run also checks htm.core's signature: one fully unpredicted step per 100-step cycle.
+kind of machine (:data:`HTMCORE_MEASURED`; htm.core is not installable here), which are constants
+below. The repeating run also checks htm.core's signature: one fully unpredicted step per 100-step cycle.
 
-Pipeline: ``cogsim.anomaly.detector.detect_many`` (encoders + SP + TM + likelihood) on ``--streams``
-synthetic series of ``--pipeline-rows`` rows, when that module exists.
+Pipeline: the anomaly detector (``cogsim.anomaly.detector.detect``: encoders + SP + TM + likelihood,
+as ``cogsim nab`` runs it) on series with NAB's length mix: synthetic values at the 58 lengths of
+NAB's data files (:data:`NAB_LENGTHS`, 1,127 to 22,695 rows, 365,558 in all; ``--pipeline-scale``
+shortens each), or the files of a NAB checkout given with ``--nab``. Real corpora have unequal
+lengths, so a bench of equal series would hide the time the longest ones take.
 """
 from __future__ import annotations
 
@@ -22,11 +25,18 @@ import torch
 
 from cogsim.bench.common import add_csv_argument, append_csv, machine
 
-#: htm.core, one stream, same parameters, measured on this kind of machine (docs/design.md §5.2): steps/s.
-HTMCORE_REPEATING = 22_000.0
-HTMCORE_NONREPEATING = 700.0
-#: htm.core's whole encoder + SP + TM anomaly pipeline: rows/s (a range).
+#: Where and when htm.core's figures below were measured: htm.core built from source with its
+#: default parameters, run in the same hour as cogsim (issue 12).
+HTMCORE_MEASURED = "2026-12, 2-core machine of this kind"
+#: htm.core, one stream, same parameters: steps/s (lowest, highest of its runs).
+HTMCORE_REPEATING = (29_200.0, 31_400.0)
+HTMCORE_NONREPEATING = (784.0, 844.0)
+#: htm.core's whole encoder + SP + TM anomaly pipeline: rows/s (a range, measured earlier).
 HTMCORE_PIPELINE = (300.0, 1200.0)
+#: Rows of NAB's 58 data files (numenta/NAB data/*/*.csv), longest first: the pipeline's length mix.
+NAB_LENGTHS = (22695, 18050, 15902, 15902, 15893, 15866, 15858, 15853, 15851, 15842, 15833, 15831, 10320, 7267,
+               5315, 4730, 4730, 4621) + (4032,) * 25 + (2500, 2500, 2500, 2495, 2380, 2162, 1882, 1643, 1643,
+                                                          1624, 1624, 1538, 1538, 1243, 1127)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,9 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--active", type=int, default=40, help="active columns per code (default 40)")
     parser.add_argument("--only", choices=["repeating", "nonrepeating", "pipeline"], action="append",
                         help="run only these parts (repeatable; default all)")
-    parser.add_argument("--pipeline-rows", type=int, default=1000,
-                        help="rows per synthetic series (default 1000; the issue's figure is 6300, ~7 min: the "
-                             "first rows, where everything bursts, are the slowest)")
+    parser.add_argument("--pipeline-scale", type=float, default=1.0,
+                        help="fraction of each NAB length the synthetic series get (default 1: NAB's 365,558 rows)")
+    parser.add_argument("--nab", metavar="NAB_ROOT", help="run the pipeline on a NAB checkout's data files instead")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (default 1: a TM step is many small ops)")
     parser.add_argument("--device", default="cpu")
@@ -69,16 +79,25 @@ def _run_tm(kind: str, streams: int, steps: int, args) -> dict:
     n_codes = 100 if kind == "repeating" else steps
     codes = _codes(n_codes, args.streams, args.columns, args.active, args.seed)[:, :streams].to(dev)
     tm = TemporalMemory(args.columns, cells_per_column=args.cells, streams=streams, seed=42, device=dev)
+    # the inputs are made before the clock starts (the 100 repeating codes as dense SDRs; a fresh
+    # code per step is scattered into one buffer), so the timing is the TM's (as htm.core's bench)
+    dense = None
+    if kind == "repeating":
+        dense = torch.zeros(n_codes, streams, args.columns, dtype=torch.bool, device=dev)
+        dense.scatter_(2, codes.long(), True)
     x = torch.zeros(streams, args.columns, dtype=torch.bool, device=dev)
-    anomalies = torch.zeros(steps, streams, device=dev)
+    out = []
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     sync()
     wall, cpu = time.perf_counter(), time.process_time()
     for t in range(steps):
-        x.zero_().scatter_(1, codes[t % n_codes].long(), True)
-        anomalies[t] = tm.compute(x)
+        if dense is not None:
+            out.append(tm.compute(dense[t % n_codes]))
+        else:
+            out.append(tm.compute(x.zero_().scatter_(1, codes[t].long(), True)))
     sync()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    anomalies = torch.stack(out)
     row = {"benchmark": kind, "streams": streams, "steps": steps, "seconds": round(wall, 3),
            "cpu_seconds": round(cpu, 3), "steps_per_s": round(steps / wall, 1),
            "aggregate_steps_per_s": round(streams * steps / wall, 1),
@@ -96,34 +115,52 @@ def _run_tm(kind: str, streams: int, steps: int, args) -> dict:
     return row
 
 
-def _synthetic_series(n: int, rows: int, seed: int):
+def _synthetic_series(lengths, seed: int):
+    """A daily cycle with noise and three level shifts per series, at 5-minute steps."""
     rng = np.random.default_rng(seed)
     start = np.datetime64("2024-01-01T00:00:00")
-    t = start + np.arange(rows) * np.timedelta64(5, "m")
     series = []
-    for i in range(n):
+    for rows in lengths:
+        t = start + np.arange(rows) * np.timedelta64(5, "m")
         phase = rng.uniform(0, 2 * np.pi)
-        day = np.sin(2 * np.pi * np.arange(rows) / 288 + phase)
-        v = 50 + 20 * day + rng.normal(0, 2, rows)
+        v = 50 + 20 * np.sin(2 * np.pi * np.arange(rows) / 288 + phase) + rng.normal(0, 2, rows)
         for at in rng.choice(np.arange(rows // 5, rows), size=3, replace=False):
             v[at:at + 20] += rng.choice([-1, 1]) * rng.uniform(20, 60)
-        series.append((t.copy(), v))
+        series.append((t, v))
     return series
 
 
-def _run_pipeline(args) -> dict | None:
-    try:
-        from cogsim.anomaly.detector import detect_many
-    except ImportError as e:
-        print(f"pipeline: skipped (cogsim.anomaly.detector.detect_many not available: {e})")
-        return None
-    series = _synthetic_series(args.streams, args.pipeline_rows, args.seed)
-    rows = sum(len(v) for _, v in series)
+def _pipeline_series(args) -> tuple[list, str]:
+    if args.nab:
+        from cogsim.anomaly.files import read_files
+        from cogsim.anomaly.nab_checkout import find_files
+
+        names, _ = find_files(args.nab)
+        read = read_files([f"{args.nab}/data/{n}" for n in names], warn=lambda _: None)
+        return [s for _, s in read], f"the {len(read)} data files of {args.nab}"
+    if not 0 < args.pipeline_scale <= 1:
+        raise ValueError(f"--pipeline-scale: must be in (0, 1], got {args.pipeline_scale}")
+    lengths = [max(2, int(n * args.pipeline_scale)) for n in NAB_LENGTHS]
+    what = "NAB's 58 file lengths" + (f" × {args.pipeline_scale:g}" if args.pipeline_scale != 1 else "")
+    return _synthetic_series(lengths, args.seed), f"synthetic series at {what}"
+
+
+def _run_pipeline(args) -> dict:
+    from cogsim.anomaly.detector import detect
+
+    series, what = _pipeline_series(args)
+    lengths = [len(v) for _, v in series]
+    rows = sum(lengths)
     wall, cpu = time.perf_counter(), time.process_time()
-    detect_many(series, device=args.device)
+    detect(series, device=args.device)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"benchmark": "pipeline", "streams": args.streams, "steps": args.pipeline_rows, "rows": rows,
-            "seconds": round(wall, 3), "cpu_seconds": round(cpu, 3), "rows_per_s": round(rows / wall, 1)}
+    return {"benchmark": "pipeline", "streams": len(series), "steps": max(lengths), "rows": rows,
+            "seconds": round(wall, 3), "cpu_seconds": round(cpu, 3), "rows_per_s": round(rows / wall, 1),
+            "series": what}
+
+
+def _span(pair) -> str:
+    return f"{pair[0]:,.0f}–{pair[1]:,.0f}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,9 +170,9 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     print(f"HTM bench on {machine()}, device {args.device}, {args.threads} thread(s); TM {args.columns} columns × "
           f"{args.cells} cells, {args.active} active, learning on, fresh TM")
-    print("htm.core baselines are single-stream rates measured elsewhere on this kind of machine "
-          f"(docs/design.md §5.2): {HTMCORE_REPEATING:,.0f} steps/s repeating, {HTMCORE_NONREPEATING:,.0f} steps/s "
-          "non-repeating (mean over 10,000 steps)")
+    print(f"htm.core baselines are its single-stream rates measured {HTMCORE_MEASURED} (not in this run): "
+          f"{_span(HTMCORE_REPEATING)} steps/s repeating, {_span(HTMCORE_NONREPEATING)} steps/s non-repeating "
+          "(10,000 steps)")
     from cogsim.htm.temporal_memory import intra_op_threads
 
     with intra_op_threads(args.threads):
@@ -146,19 +183,21 @@ def run(args: argparse.Namespace) -> int:
             single = _run_tm(kind, 1, steps, args)
             batched = _run_tm(kind, args.streams, steps, args)
             same_run = batched["aggregate_steps_per_s"] / single["steps_per_s"]
+            lo, hi = baselines[kind]
             for r in (single, batched):
-                r["htmcore_steps_per_s"] = baselines[kind]
-                r["ratio_vs_htmcore"] = round(r["aggregate_steps_per_s"] / baselines[kind], 3)
+                r["htmcore_steps_per_s"] = f"{lo:.0f}-{hi:.0f}"
+                r["htmcore_measured"] = HTMCORE_MEASURED
+                r["ratio_vs_htmcore"] = f"{r['aggregate_steps_per_s'] / hi:.3f}-{r['aggregate_steps_per_s'] / lo:.3f}"
                 r["ratio_batched_vs_single_same_run"] = round(same_run, 3)
                 r["threads"] = args.threads
                 r["device"] = args.device
                 rows.append(r)
             print(f"\n{kind} ({steps} steps):")
             print(f"  1 stream      {single['steps_per_s']:>10,.0f} steps/s   "
-                  f"{single['ratio_vs_htmcore']:.3f}× htm.core (measured elsewhere)   {single['seconds']:.1f} s")
+                  f"{single['ratio_vs_htmcore']}× htm.core ({HTMCORE_MEASURED})   {single['seconds']:.1f} s")
             print(f"  {args.streams} streams  {batched['aggregate_steps_per_s']:>10,.0f} steps/s aggregate "
-                  f"({batched['steps_per_s']:,.1f} batched steps/s)   {batched['ratio_vs_htmcore']:.3f}× htm.core "
-                  f"(measured elsewhere)   {batched['seconds']:.1f} s")
+                  f"({batched['steps_per_s']:,.1f} batched steps/s)   {batched['ratio_vs_htmcore']}× htm.core "
+                  f"({HTMCORE_MEASURED})   {batched['seconds']:.1f} s")
             print(f"  same-run baseline: batched aggregate / single stream = {same_run:.2f}×")
             if "cycles_with_one_unpredicted_step" in batched:
                 print("  cycles (after 10) with exactly one fully unpredicted step: "
@@ -173,14 +212,14 @@ def run(args: argparse.Namespace) -> int:
                       "htm.core ratio flatters us (--nonrep-steps 10000 for like-for-like)")
         if "pipeline" in parts:
             r = _run_pipeline(args)
-            if r is not None:
-                r["threads"] = args.threads
-                r["device"] = args.device
-                rows.append(r)
-                lo, hi = HTMCORE_PIPELINE
-                print(f"\npipeline: {r['streams']} series × {r['steps']} rows = {r['rows']:,} rows in "
-                      f"{r['seconds']:.1f} s = {r['rows_per_s']:,.0f} rows/s (htm.core, measured elsewhere: "
-                      f"{lo:,.0f}–{hi:,.0f} rows/s, i.e. {r['rows'] / hi:,.0f}–{r['rows'] / lo:,.0f} s)")
+            r["threads"] = args.threads
+            r["device"] = args.device
+            rows.append(r)
+            lo, hi = HTMCORE_PIPELINE
+            print(f"\npipeline ({r['series']}): {r['streams']} series, {r['rows']:,} rows (longest {r['steps']:,}) "
+                  f"in {r['seconds']:.1f} s = {r['rows_per_s']:,.0f} rows/s, {r['cpu_seconds']:.1f} s of CPU "
+                  f"(htm.core, measured earlier: {lo:,.0f}–{hi:,.0f} rows/s, i.e. {r['rows'] / hi:,.0f}–"
+                  f"{r['rows'] / lo:,.0f} s)")
     if rows:
         keys = list(dict.fromkeys(k for r in rows for k in r))  # one header for TM and pipeline rows
         path = append_csv(args.csv, [{k: r.get(k, "") for k in keys} for r in rows])

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from cogsim.bench.common import add_csv_argument, append_csv, parse_choices, sync
+from cogsim.bench.common import add_csv_argument, append_csv, load_average, parse_choices, sync
 from cogsim.snn import native
 from cogsim.snn.lif import lif_sequence
 from cogsim.threads import share_cores
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             times[name].append(time.perf_counter() - t0)
     ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
-    rows = []
+    rows, load = [], load_average()
     for reset in ("subtract", "none"):
         if f"snntorch/{reset}" in ms:
             print(f"  {'snntorch.Leaky loop':24s} reset={reset:8s} {ms[f'snntorch/{reset}']:8.2f} ms   1.00x")
@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
               + (f"   ({notes[path]})" if path in notes else ""))
         rows.append({"target": "snn", "path": path, "reset": resets[path], "T": T, "batch": B, "neurons": N,
                      "device": str(dev), "threads": torch.get_num_threads(), "ms": round(ms[path], 3),
-                     "snntorch_ms": round(base, 3), "speedup": round(ratio, 2), "note": notes.get(path, "")})
+                     "snntorch_ms": round(base, 3), "speedup": round(ratio, 2),
+                     "note": "; ".join(filter(None, [notes.get(path, ""), load]))})
     out = append_csv(args.csv, rows)
     print(f"appended {len(rows)} rows to {out}")
     return 0

@@ -92,7 +92,7 @@ typedef struct {
   /* segments */
   int32_t nseg, cap_seg; vec_t free_seg; int64_t live, next_uid;
   int32_t *seg_cell, *seg_slot, *seg_pos, *seg_tot, *src; uint16_t *seg_n; int64_t *seg_uid, *seg_dc_iter;
-  float *perm, *seg_dc; uint32_t *cnt; uint32_t epoch;
+  float *perm, *seg_dc; uint16_t *cnt;  /* cnt: propagate's counts */
   vec_t *cell_slots, *out;  /* per cell: its segment slots (-1: freed); per presynaptic cell: segments */
   /* inference */
   cellset_t inf_act, inf_pred, inf_pred1, act_backup, pred_backup;
@@ -156,7 +156,7 @@ static void stream_init(const btm_t *tm, bstream_t *st, int32_t s) {
   for (int32_t c = 0; c < tm->C; ++c) st->best_seg[c] = -1;
   hist_init(&st->inf_hist, tm->max_inf_bt + 1, tm->C);
   hist_init(&st->lrn_hist, tm->max_lrn_bt + 1, tm->C);
-  st->pam = tm->pam_len; st->epoch = 1;
+  st->pam = tm->pam_len;
   st->rng = (uint64_t)(tm->seed + s);
 }
 
@@ -186,8 +186,7 @@ static int32_t seg_alloc(const btm_t *tm, bstream_t *st) {
     st->seg_n = (uint16_t *)xgrow(st->seg_n, c * 2); st->seg_uid = (int64_t *)xgrow(st->seg_uid, c * 8);
     st->seg_dc_iter = (int64_t *)xgrow(st->seg_dc_iter, c * 8); st->seg_dc = (float *)xgrow(st->seg_dc, c * 4);
     st->src = (int32_t *)xgrow(st->src, c * w * 4); st->perm = (float *)xgrow(st->perm, c * w * 4);
-    st->cnt = (uint32_t *)xgrow(st->cnt, c * 4);
-    memset(st->cnt + st->cap_seg, 0, (c - (size_t)st->cap_seg) * 4);
+    st->cnt = (uint16_t *)xgrow(st->cnt, c * 2);
     st->cap_seg = (int32_t)cap;
   }
   return st->nseg++;
@@ -249,24 +248,22 @@ static int seg_active(const btm_t *tm, const bstream_t *st, int32_t g, const cel
 }
 
 /* count every segment's synapses (any permanence) onto the cells of `act`; st->cand gets the
-   segments whose count reaches `thr` (the count is then cnt & 0xFFFF) */
+   segments whose count reaches `thr` (count_of gives the count) */
 static void propagate(bstream_t *st, const cellset_t *act, int32_t thr) {
-  if (++st->epoch > 0xFFFFu) { memset(st->cnt, 0, (size_t)st->cap_seg * 4); st->epoch = 1; }
-  const uint32_t tag = st->epoch << 16, floor_ = (uint32_t)(thr > 1 ? thr : 1);
-  uint32_t *cnt = st->cnt;
+  uint16_t *cnt = st->cnt;
+  memset(cnt, 0, (size_t)st->nseg * sizeof *cnt);
+  const uint16_t floor_ = (uint16_t)(thr > 1 ? thr : 1);
   st->cand.n = 0;
   for (int32_t a = 0; a < act->on.n; ++a) {
     const vec_t *o = &st->out[act->on.p[a]];
-    for (int32_t e = 0; e < o->n; ++e) {
-      int32_t g = o->p[e];
-      uint32_t v = cnt[g];
-      v = ((v & 0xFFFF0000u) == tag ? v : tag) + 1;
-      cnt[g] = v;
-      if ((v & 0xFFFFu) == floor_) vec_push(&st->cand, g);
+    const int32_t *p = o->p;
+    for (int32_t e = 0, n = o->n; e < n; ++e) {
+      int32_t g = p[e];
+      if (++cnt[g] == floor_) vec_push(&st->cand, g);
     }
   }
 }
-static inline int32_t count_of(const bstream_t *st, int32_t g) { return (int32_t)(st->cnt[g] & 0xFFFFu); }
+static inline int32_t count_of(const bstream_t *st, int32_t g) { return (int32_t)st->cnt[g]; }
 
 /* per column, the best candidate segment (most active, then the higher cell, then the lower slot);
    the columns touched are listed in st->touched */
@@ -496,13 +493,16 @@ static int32_t cell_for_new_segment(const btm_t *tm, bstream_t *st, int32_t col)
 
 static int learn_phase1(const btm_t *tm, bstream_t *st, const int32_t *cols, int32_t ncols, int read_only) {
   cs_clear(&st->lrn_act);
-  if (!read_only) { propagate(st, &st->lrn_act1, tm->min_th); best_per_column(tm, st); sorted_cells(&st->lrn_act1, &st->sorted); }
-  int32_t unpredicted = 0;
+  int32_t unpredicted = 0, matched = 0;
   for (int32_t i = 0; i < ncols; ++i) {
     int32_t col = cols[i], p = cell_in_column(tm, &st->lrn_pred1, col);
     if (p >= 0) { cs_add(&st->lrn_act, p); continue; }
     unpredicted++;
     if (read_only) continue;
+    if (!matched) {  /* the best matching segments, needed only once a column is unpredicted */
+      propagate(st, &st->lrn_act1, tm->min_th); best_per_column(tm, st); sorted_cells(&st->lrn_act1, &st->sorted);
+      matched = 1;
+    }
     int32_t g = st->best_seg[col];
     if (g >= 0 && count_of(st, g) >= tm->min_th) {
       cs_add(&st->lrn_act, st->seg_cell[g]);

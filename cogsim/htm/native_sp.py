@@ -15,8 +15,9 @@ from cogsim.htm.native_tm import threads_for
 from cogsim.native import EXACT_CFLAGS, NativeLibrary
 
 ABI = 1
-#: columns (streams × columns) worth a thread of their own in a step
-COLUMNS_PER_THREAD = 8192
+#: columns (streams × columns) worth a thread of their own in a step (a stream of 2048 columns over
+#: 400 inputs steps in ~35 µs, and a thread costs tens of µs to start)
+COLUMNS_PER_THREAD = 16384
 #: synapses (streams × columns × inputs) worth a thread of their own when the bitsets are rebuilt
 SYNAPSES_PER_THREAD = 1 << 20
 

@@ -240,14 +240,14 @@ class TemporalMemory(Connections, nn.Module):
         S, C, K = self.streams, self.num_columns, self.cells_per_column
         if tuple(active_columns.shape) != (S, C):
             raise ValueError(f"active_columns must have shape [{S}, {C}], got {list(active_columns.shape)}")
-        if self._native is not None:
+        if self._native is not None:  # per-step overhead matters here: plain dict access, no Module hooks
             cols = active_columns.to(device="cpu", dtype=torch.bool).contiguous()
+            d, b = self.__dict__, self._buffers
             if learn:
-                self._iteration += 1
-                self._native_dirty = True
-            anomaly = self._native.compute(cols, learn, self._step, self._iteration, self.prev_active,
-                                           self.prev_winner)
-            self._step += 1
+                d["_iteration"] += 1
+                d["_native_dirty"] = True
+            anomaly = self._native.compute(cols, learn, d["_step"], d["_iteration"], b["prev_active"], b["prev_winner"])
+            d["_step"] += 1
             return anomaly
         if self._index is None:
             self._rebuild_index()

@@ -17,8 +17,12 @@ import torch
 from cogsim.native import EXACT_CFLAGS, NativeLibrary, kernel_threads
 
 ABI = 2
-#: neuron-steps (T × neurons) worth a thread of their own
-WORK_PER_THREAD = 1 << 20
+#: neuron-steps (T × neurons) worth a thread of their own. Forward and backward stream ~40 bytes per
+#: neuron-step, so a second thread mostly competes for memory bandwidth: on the 2-core CPU two threads
+#: took 60% more CPU time at T=25, batch 64, 512 neurons (819,200) and 40% more at 4x that, with no
+#: faster best wall time (load average ~7 then). Right after a torch op the other core may also still
+#: be held by a spinning OpenMP worker (4.9 ms on two threads against 3.5 ms on one at that size).
+WORK_PER_THREAD = 1 << 22
 
 _P = ctypes.c_void_p
 

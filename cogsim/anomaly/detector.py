@@ -278,10 +278,8 @@ def _pool_group(series, config: DetectorConfig, resolutions: np.ndarray, device,
 
 
 def _run_backtracking(rows: list[_Rows], config: DetectorConfig, threads: int, tick) -> list[np.ndarray]:
-    """The backtracking TM over every series (same seed for each), all rows in C, the streams spread
+    """The backtracking TM over every series (one seed for all unless series_seeds), all rows in C, streams spread
     over threads; ``TM_ROUND`` rows per series per call."""
-    from cogsim.htm.backtracking_tm import BacktrackingTM
-
     seeds = [config.tm_seed + i if config.series_seeds else config.tm_seed for i in range(len(rows))]
     tm = _make_memory(len(rows), config, None, seeds=seeds, threads=threads)
     ids = np.ascontiguousarray(np.concatenate([i for r in rows for i in r.ids]), dtype=np.int32)
@@ -291,7 +289,6 @@ def _run_backtracking(rows: list[_Rows], config: DetectorConfig, threads: int, t
     nrows = np.array([sum(len(c) for c in r.counts) for r in rows], dtype=np.int64)
     first = np.concatenate([[0], np.cumsum(nrows)[:-1]]).astype(np.int64)
     out = np.zeros(len(counts), dtype=np.float32)
-    assert isinstance(tm, BacktrackingTM)
     for done in range(0, int(nrows.max(initial=0)), TM_ROUND):
         take = np.clip(nrows - done, 0, TM_ROUND)
         tm.run_rows(ids, row_ptr, first + np.minimum(done, nrows), take, out)

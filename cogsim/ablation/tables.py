@@ -99,35 +99,32 @@ def markdown(summary: list[dict], variants: list[Variant], seeds: list[int], hea
               "↓ lower is better, ↑ higher is better.", ""]
     lines.append("| variant | " + " | ".join(f"{LABELS.get(m, m)} {arrows.get(m, '')}" for m in metrics) + " |")
     lines.append("|---|" + "---:|" * len(metrics))
-    for name in names:
-        row = []
-        for m in metrics:
-            c = cells.get((name, m))
-            if c is None or not math.isfinite(c["mean"]):
-                row.append("n/a")
-                continue
-            text = f"{_fmt(c['mean'], digits(m))} ± {_fmt(c['std'], digits(m))}"
-            row.append(text + (f" ({c['n']} of {len(seeds)} seeds)" if c["n"] < len(seeds) else ""))
-        lines.append(f"| {name} | " + " | ".join(row) + " |")
+
+    def row(name: str, text) -> str:  # one table row; text(cell, metric) for cells that have a value
+        return f"| {name} | " + " | ".join("n/a" if cells.get((name, m)) is None else text(cells[(name, m)], m)
+                                           for m in metrics) + " |"
+
+    def value(c: dict, m: str) -> str:
+        if not math.isfinite(c["mean"]):
+            return "n/a"
+        text = f"{_fmt(c['mean'], digits(m))} ± {_fmt(c['std'], digits(m))}"
+        return text + (f" ({c['n']} of {len(seeds)} seeds)" if c["n"] < len(seeds) else "")
+
+    def difference(c: dict, m: str) -> str:
+        if not math.isfinite(c["diff"]):
+            return "n/a"
+        d = digits(m)
+        star = "*" if math.isfinite(c["ci_low"]) and (c["ci_low"] > 0 or c["ci_high"] < 0) else ""
+        return f"{_fmt(c['diff'], d, True)} [{_fmt(c['ci_low'], d, True)}, {_fmt(c['ci_high'], d, True)}]{star}"
+
+    lines += [row(name, value) for name in names]
     if len(names) > 1:
         conf = "95%"
         lines += ["", f"Paired difference variant − {names[0]} over the same seeds: mean [{conf} CI, Student t]; "
                   "* marks an interval that excludes 0.", ""]
         lines.append("| variant | " + " | ".join(f"Δ {LABELS.get(m, m)}" for m in metrics) + " |")
         lines.append("|---|" + "---:|" * len(metrics))
-        for name in names:
-            if name == names[0]:
-                continue
-            row = []
-            for m in metrics:
-                c = cells.get((name, m))
-                if c is None or not math.isfinite(c["diff"]):
-                    row.append("n/a")
-                    continue
-                d = digits(m)
-                star = "*" if math.isfinite(c["ci_low"]) and (c["ci_low"] > 0 or c["ci_high"] < 0) else ""
-                row.append(f"{_fmt(c['diff'], d, True)} [{_fmt(c['ci_low'], d, True)}, {_fmt(c['ci_high'], d, True)}]{star}")
-            lines.append(f"| {name} | " + " | ".join(row) + " |")
+        lines += [row(name, difference) for name in names[1:]]
     lines += ["", "Variants:", ""]
     lines += [f"- `{v.name}`: {v.description}" for v in variants]
     return "\n".join(lines) + "\n"

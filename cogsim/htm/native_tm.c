@@ -271,7 +271,12 @@ static void dendrites(const tm_t *tm, stream_t *st) {
   uint32_t *cnt = st->cnt;
   int64_t ncand = 0;
   const int32_t *act = st->cur.act.p;
-  for (int64_t a = 0; a < st->cur.act.n; ++a) {
+  const int64_t nact = st->cur.act.n;
+  /* with many streams the state is out of cache: fetch the index entries a few cells ahead */
+  for (int64_t a = 0; a < nact && a < 8; ++a) __builtin_prefetch(&st->pidx.run[act[a]]);
+  for (int64_t a = 0; a < nact; ++a) {
+    if (a + 8 < nact) __builtin_prefetch(&st->pidx.run[act[a + 8]]);
+    if (a + 4 < nact) __builtin_prefetch(st->pidx.data + st->pidx.run[act[a + 4]].off);
     const run_t r = st->pidx.run[act[a]];
     const int32_t *d = st->pidx.data + r.off;
     for (uint32_t e = 0; e < r.len; ++e) {
@@ -292,6 +297,10 @@ static void dendrites(const tm_t *tm, stream_t *st) {
   for (int64_t i = 0; i < ncand; ++i) {
     cand_t *c = &st->cand[i];
     int32_t g = c->seg;
+    if (i + 4 < ncand) {  /* the synapse rows of a candidate a few ahead (rows of 32 synapses span 4 lines) */
+      const char *row = (const char *)(st->syn + st->soff[st->cand[i + 4].seg]);
+      for (int k = 0; k < 4; ++k) __builtin_prefetch(row + 64 * k);
+    }
     const syn_t *sy = st->syn + st->soff[g];
     int conn = 0;
     for (int j = 0; j < st->nsyn[g]; ++j) conn += bit(bits, sy[j].pre) & (sy[j].perm >= conn_th);

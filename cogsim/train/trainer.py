@@ -106,8 +106,8 @@ class Trainer:
         world.barrier()  # every rank has looked at the run folder before rank 0 writes to it
         if world.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        else:  # rank 0 trains the tokenizer and fills the cache first
-            world.barrier()
+        else:  # rank 0 trains the tokenizer and fills the cache first, however long it takes
+            world.barrier(patient=True)
         self.task = self.spec.task
         if self.task is None:
             corpus = load_corpus(self.spec.data.path, self.spec.data.val_percent)
@@ -118,7 +118,7 @@ class Trainer:
             self.data, self.corpus_name = None, f"task {self.task.name}"
             self.vocab_size, self.seq_len = self.task.vocab_size, self.task.seq_len
         if world.main:
-            world.barrier()
+            world.barrier(patient=True)
         torch.manual_seed(self.s.seed)
         self.plan = build_plan(self.spec, vocab_size=self.vocab_size)
         self.model = CognitiveModel(self.plan).to(self.dev)
@@ -350,6 +350,8 @@ class Trainer:
                 self.events.close()
         elapsed = time.perf_counter() - t0
         distributed.collect_on_main(self.model, self.world, s.batch_size)  # rank 0 goes on alone
+        self.net = self.model
+        distributed.leave(self.world)
         if not self.world.main:
             return {"steps": self.step, "rank": self.world.rank}
         summary = self.summary(elapsed)

@@ -20,7 +20,7 @@ import os
 import re
 import signal
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -223,17 +223,15 @@ def place_rows(model, world: World, batch_size: int) -> None:
 
 
 @torch.no_grad()
-def evaluate(model, inputs: torch.Tensor, targets: torch.Tensor, token_bytes: np.ndarray, batch_size: int,
-             device: torch.device, world: World, autocast: bool = False) -> dict[str, float]:
-    """Validation loss and bits per byte, each rank scoring its block of every batch; totals are
-    summed over ranks, so the result equals one process's. A rank whose block of the last (short)
-    batch is empty runs a forward on one row that is not counted, so every rank makes the same
-    collective calls."""
-    from cogsim.evaluate.metrics import batch_totals, bits_per_byte
-
+def split_totals(model, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, device: torch.device,
+                 world: World, score: Callable[[torch.Tensor, torch.Tensor], Sequence[float]]) -> list[float]:
+    """Validation totals (``score(x, y)`` summed over batches), each rank scoring its block of every
+    batch of ``batch_size`` rows and the sums added over ranks, so the result equals one process's.
+    A rank whose block of the last (short) batch is empty runs a forward on one row that is not
+    counted, so every rank makes the same collective calls."""
     was_training = model.training
     model.eval()
-    totals = torch.zeros(3, dtype=torch.float64)
+    totals: torch.Tensor | None = None
     try:
         block = world.rows(batch_size)  # a short last batch keeps the blocks (HTM: row g → stream g)
         for i in range(0, len(inputs), batch_size):
@@ -243,13 +241,31 @@ def evaluate(model, inputs: torch.Tensor, targets: torch.Tensor, token_bytes: np
             counted = len(x) > 0
             if not counted:
                 x, y = inputs[i: i + 1], targets[i: i + 1]
-            got = batch_totals(model, x.to(device), y.to(device), token_bytes, autocast)
-            if counted:
-                totals += torch.tensor(got, dtype=torch.float64)
+            got = torch.tensor(score(x.to(device), y.to(device)), dtype=torch.float64)
+            totals = (torch.zeros_like(got) if totals is None else totals) + (got if counted else 0)
     finally:
         model.train(was_training)
-    nats, tokens, nbytes = world.all_sum(totals).tolist()
+    return world.all_sum(totals).tolist()
+
+
+def evaluate(model, inputs: torch.Tensor, targets: torch.Tensor, token_bytes: np.ndarray, batch_size: int,
+             device: torch.device, world: World, autocast: bool = False) -> dict[str, float]:
+    """Validation loss and bits per byte over all ranks (:func:`split_totals`)."""
+    from cogsim.evaluate.metrics import batch_totals, bits_per_byte
+
+    nats, tokens, nbytes = split_totals(model, inputs, targets, batch_size, device, world,
+                                        lambda x, y: batch_totals(model, x, y, token_bytes, autocast))
     return {"val_loss": nats / tokens, "val_bpb": bits_per_byte(nats, int(nbytes))}
+
+
+def evaluate_answers(model, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, device: torch.device,
+                     world: World, autocast: bool = False) -> dict[str, float]:
+    """Synthetic-task validation (answer loss and accuracy) over all ranks (:func:`split_totals`)."""
+    from cogsim.evaluate.metrics import answer_metrics, answer_totals
+
+    nats, correct, counted = split_totals(model, inputs, targets, batch_size, device, world,
+                                          lambda x, y: answer_totals(model, x, y, autocast))
+    return answer_metrics(nats, int(correct), int(counted))
 
 
 def rank_rows(world: World, batch_size: int) -> list[range]:

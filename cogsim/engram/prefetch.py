@@ -90,7 +90,8 @@ class RowPrefetcher:
         index = self.plan(key.to(table_device, non_blocking=key.device.type == "cpu"))  # [B, T, H]
         rows, inverse = torch.unique(index.flatten(), sorted=True, return_inverse=True)
         pin = side is not None and table_device.type == "cpu"
-        staging = self.table.read(rows, out=torch.empty(len(rows), self.table.dim, device=table_device, pin_memory=pin))
+        staging = self.table.read(rows, out=torch.empty(len(rows), self.table.dim, dtype=torch.float32,
+                                                        device=table_device, pin_memory=pin))
         inverse = inverse.view(index.shape)
         event = None
         if device != table_device:

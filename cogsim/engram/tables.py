@@ -84,7 +84,7 @@ def host_empty(shape: tuple[int, int], pin: bool = False) -> torch.Tensor:
     table miss the TLB on almost every row with 4 KiB pages."""
     nbytes = shape[0] * shape[1] * 4
     if pin or nbytes < 4 * _HUGE_PAGE or not hasattr(_mmap, "MADV_HUGEPAGE"):
-        return torch.empty(shape, pin_memory=pin)
+        return torch.empty(shape, dtype=torch.float32, pin_memory=pin)
     region = _mmap.mmap(-1, nbytes, flags=_mmap.MAP_PRIVATE | _mmap.MAP_ANONYMOUS)
     try:
         region.madvise(_mmap.MADV_HUGEPAGE)

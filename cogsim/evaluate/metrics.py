@@ -55,18 +55,30 @@ def answer_hits(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int =
 
 
 @torch.no_grad()
+def answer_totals(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, autocast: bool = False,
+                  ignore_index: int = -100) -> tuple[float, int, int]:
+    """Summed answer loss (nats), correct answers and answers of one batch (targets other than
+    ``ignore_index``)."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+        logits = model(x).float()
+    nats = float(F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=ignore_index, reduction="sum"))
+    return (nats, *answer_hits(logits, y, ignore_index))
+
+
+def answer_metrics(nats: float, correct: int, counted: int) -> dict[str, float]:
+    """Mean answer loss and accuracy from the totals of :func:`answer_totals`."""
+    if counted == 0:
+        raise ValueError("no answer positions to score")
+    return {"val_loss": nats / counted, "task_accuracy": correct / counted}
+
+
+@torch.no_grad()
 def evaluate_answers(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int,
                      device: torch.device, autocast: bool = False, ignore_index: int = -100) -> dict[str, float]:
     """Synthetic-task validation: mean loss and accuracy over answer positions (targets other
     than ``ignore_index``); the other positions are not scored."""
     total_nats, correct, counted = 0.0, 0, 0
     for x, y in eval_batches(model, inputs, targets, batch_size, device):
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            logits = model(x).float()
-        total_nats += float(F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=ignore_index,
-                                            reduction="sum"))
-        hits, n = answer_hits(logits, y, ignore_index)
-        correct, counted = correct + hits, counted + n
-    if counted == 0:
-        raise ValueError("no answer positions to score")
-    return {"val_loss": total_nats / counted, "task_accuracy": correct / counted}
+        nats, hits, n = answer_totals(model, x, y, autocast, ignore_index)
+        total_nats, correct, counted = total_nats + nats, correct + hits, counted + n
+    return answer_metrics(total_nats, correct, counted)

@@ -20,7 +20,7 @@ import os
 import re
 import signal
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -56,9 +56,11 @@ class World:
         return slice(min(batch, self.rank * per), min(batch, (self.rank + 1) * per))
 
     # ---- collectives (no-ops for one process) ----
-    def barrier(self) -> None:
+    def barrier(self, patient: bool = False) -> None:
+        """Wait for every rank. ``patient``: while rank 0 does one-off work as long as it takes
+        (training the tokenizer on a large corpus), on a group without the hang timeout."""
         if self.parallel:
-            dist.barrier()
+            dist.barrier(group=_patient if patient else None)
 
     def gather_object(self, obj: Any) -> list[Any] | None:
         """Every rank's ``obj`` on rank 0 (a list by rank), None elsewhere."""
@@ -86,6 +88,9 @@ class World:
 
 
 SINGLE = World()
+PATIENT_SECONDS = 7 * 24 * 3600  # the patient group's timeout: no limit in practice (a dead rank
+# still fails it at once: its connections close, and torchrun stops the others)
+_patient: Any = None  # that group (gloo), made by join()
 
 
 def timeout_seconds() -> float:
@@ -118,6 +123,8 @@ def join(device: torch.device) -> tuple[World, torch.device]:
         dist.init_process_group(backend_for(device), timeout=_dt.timedelta(seconds=timeout_seconds()))
     elif dist.get_world_size() != size:
         raise CogsimError(f"torch.distributed already runs {dist.get_world_size()} ranks, WORLD_SIZE says {size}")
+    global _patient
+    _patient = dist.new_group(backend="gloo", timeout=_dt.timedelta(seconds=PATIENT_SECONDS))
     fit_threads(local_size)
     _stop_on_sigterm(rank, size)
     return World(rank, size, local_rank, local_size), device
@@ -223,17 +230,15 @@ def place_rows(model, world: World, batch_size: int) -> None:
 
 
 @torch.no_grad()
-def evaluate(model, inputs: torch.Tensor, targets: torch.Tensor, token_bytes: np.ndarray, batch_size: int,
-             device: torch.device, world: World, autocast: bool = False) -> dict[str, float]:
-    """Validation loss and bits per byte, each rank scoring its block of every batch; totals are
-    summed over ranks, so the result equals one process's. A rank whose block of the last (short)
-    batch is empty runs a forward on one row that is not counted, so every rank makes the same
-    collective calls."""
-    from cogsim.evaluate.metrics import batch_totals, bits_per_byte
-
+def split_totals(model, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, device: torch.device,
+                 world: World, score: Callable[[torch.Tensor, torch.Tensor], Sequence[float]]) -> list[float]:
+    """Validation totals (``score(x, y)`` summed over batches), each rank scoring its block of every
+    batch of ``batch_size`` rows and the sums added over ranks, so the result equals one process's.
+    A rank whose block of the last (short) batch is empty runs a forward on one row that is not
+    counted, so every rank makes the same collective calls."""
     was_training = model.training
     model.eval()
-    totals = torch.zeros(3, dtype=torch.float64)
+    totals: torch.Tensor | None = None
     try:
         block = world.rows(batch_size)  # a short last batch keeps the blocks (HTM: row g → stream g)
         for i in range(0, len(inputs), batch_size):
@@ -243,13 +248,31 @@ def evaluate(model, inputs: torch.Tensor, targets: torch.Tensor, token_bytes: np
             counted = len(x) > 0
             if not counted:
                 x, y = inputs[i: i + 1], targets[i: i + 1]
-            got = batch_totals(model, x.to(device), y.to(device), token_bytes, autocast)
-            if counted:
-                totals += torch.tensor(got, dtype=torch.float64)
+            got = torch.tensor(score(x.to(device), y.to(device)), dtype=torch.float64)
+            totals = (torch.zeros_like(got) if totals is None else totals) + (got if counted else 0)
     finally:
         model.train(was_training)
-    nats, tokens, nbytes = world.all_sum(totals).tolist()
+    return world.all_sum(totals).tolist()
+
+
+def evaluate(model, inputs: torch.Tensor, targets: torch.Tensor, token_bytes: np.ndarray, batch_size: int,
+             device: torch.device, world: World, autocast: bool = False) -> dict[str, float]:
+    """Validation loss and bits per byte over all ranks (:func:`split_totals`)."""
+    from cogsim.evaluate.metrics import batch_totals, bits_per_byte
+
+    nats, tokens, nbytes = split_totals(model, inputs, targets, batch_size, device, world,
+                                        lambda x, y: batch_totals(model, x, y, token_bytes, autocast))
     return {"val_loss": nats / tokens, "val_bpb": bits_per_byte(nats, int(nbytes))}
+
+
+def evaluate_answers(model, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, device: torch.device,
+                     world: World, autocast: bool = False) -> dict[str, float]:
+    """Synthetic-task validation (answer loss and accuracy) over all ranks (:func:`split_totals`)."""
+    from cogsim.evaluate.metrics import answer_metrics, answer_totals
+
+    nats, correct, counted = split_totals(model, inputs, targets, batch_size, device, world,
+                                          lambda x, y: answer_totals(model, x, y, autocast))
+    return answer_metrics(nats, int(correct), int(counted))
 
 
 def rank_rows(world: World, batch_size: int) -> list[range]:
@@ -274,6 +297,15 @@ def gather_states(model, world: World, batch_size: int) -> dict[str, torch.Tenso
             merged = comp.merge_rank_states(states, rank_rows(world, batch_size))
             state.update({prefix + k: v for k, v in merged.items()})
     return state
+
+
+def leave(world: World) -> None:
+    """This rank's last collective is done: tear the process groups down (every table's too) now,
+    while the interpreter is whole. Left to interpreter exit, gloo's threads can be destroyed while
+    still joinable, and the process aborts ("terminate called without an active exception") after
+    a successful run. Local: no rank waits for another."""
+    if world.parallel and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def collect_on_main(model, world: World, batch_size: int) -> None:

@@ -17,6 +17,7 @@ from cogsim import native, threads
 from cogsim.data import tasks
 from cogsim.data.batches import TaskMixSampler, WindowSampler, task_stream, validation_windows
 from cogsim.data.corpus import load_corpus
+from cogsim.data.synthetic import IGNORE
 from cogsim.data.synthetic.stream import TaskSampler, validation_batches
 from cogsim.data.tokenizer import EOT, TokenData, prepare, token_bytes
 from cogsim.errors import CogsimError
@@ -105,8 +106,8 @@ class Trainer:
         world.barrier()  # every rank has looked at the run folder before rank 0 writes to it
         if world.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        else:  # rank 0 trains the tokenizer and fills the cache first
-            world.barrier()
+        else:  # rank 0 trains the tokenizer and fills the cache first, however long it takes
+            world.barrier(patient=True)
         self.task = self.spec.task
         if self.task is None:
             corpus = load_corpus(self.spec.data.path, self.spec.data.val_percent)
@@ -117,7 +118,7 @@ class Trainer:
             self.data, self.corpus_name = None, f"task {self.task.name}"
             self.vocab_size, self.seq_len = self.task.vocab_size, self.task.seq_len
         if world.main:
-            world.barrier()
+            world.barrier(patient=True)
         torch.manual_seed(self.s.seed)
         self.plan = build_plan(self.spec, vocab_size=self.vocab_size)
         self.model = CognitiveModel(self.plan).to(self.dev)
@@ -210,8 +211,10 @@ class Trainer:
 
     def evaluate(self) -> dict:
         if self.task is not None:  # loss and accuracy at the answers of the validation stream
-            # (under data parallel every rank scores every batch: the same calls on every rank)
             inputs, targets = validation_batches(self.task, self.s.eval_batches, self.s.batch_size, self.step)
+            if self.world.parallel:
+                return distributed.evaluate_answers(self.model, inputs, targets, self.s.batch_size, self.dev,
+                                                    self.world, autocast=self.dev.type == "cuda")
             return evaluate_answers(self.model, inputs, targets, self.s.batch_size, self.dev,
                                     autocast=self.dev.type == "cuda")
         if self.world.parallel:
@@ -221,13 +224,27 @@ class Trainer:
                         autocast=self.dev.type == "cuda")
 
     # ---- the loop ------------------------------------------------------------------------------
-    def _local(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """This rank's block of rows of a global batch, on the device."""
+    def _local(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """This rank's block of rows of a global batch, on the device, and the number of targets the
+        whole global batch scores (a task's answers; every token of text)."""
         rows = self.world.rows(len(x))
-        return x[rows].to(self.dev, non_blocking=True), y[rows].to(self.dev, non_blocking=True)
+        scored = int((y != IGNORE).sum())
+        return x[rows].to(self.dev, non_blocking=True), y[rows].to(self.dev, non_blocking=True), scored
 
-    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next batch (this rank's rows): the one prefetched during the previous step if any."""
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor, scored: int) -> torch.Tensor:
+        """Mean cross-entropy over the scored targets of the global batch (task targets: answers
+        only). Under data parallel each rank sums over its rows and divides by the global count / N,
+        so DDP's average of the ranks' gradients is one process's gradient, whatever the number of
+        answers in each rank's rows."""
+        logits = logits.float().flatten(0, 1)
+        if not self.world.parallel:
+            return F.cross_entropy(logits, y.flatten(), ignore_index=IGNORE)
+        total = F.cross_entropy(logits, y.flatten(), ignore_index=IGNORE, reduction="sum")
+        return total * (self.world.size / max(1, scored))
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The next batch (this rank's rows, global count of scored targets): the one prefetched
+        during the previous step if any."""
         x, y = self.sampler.next()
         ahead, self._ahead = getattr(self, "_ahead", None), None
         return ahead if ahead is not None else self._local(x, y)
@@ -241,18 +258,18 @@ class Trainer:
         self.model.prefetch(self._ahead[0])
 
     def train_step(self) -> float:
-        x, y = self._batch()  # the global batch; this rank trains on its block of rows
+        x, y, scored = self._batch()  # the global batch; this rank trains on its block of rows
         lr = lr_at(self.step, self.s)
         for group in self.opt.param_groups:
             group["lr"] = lr
         with torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda"):
             logits = self.net(x)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())  # task targets: answers only
+        loss = self._loss(logits, y, scored)
         if self.task is not None:
             self.hits = answer_hits(logits.detach(), y)
             if self.world.parallel:  # counted over the global batch
                 self.hits = tuple(int(v) for v in self.world.all_sum(torch.tensor(self.hits)).tolist())
-        mean = self.world.all_sum(loss / self.world.size) if self.world.parallel else loss.detach()
+        mean = self.world.all_sum(loss / self.world.size) if self.world.parallel else loss.detach()  # global mean
         if not torch.isfinite(mean):  # the same decision on every rank
             self._diverged(f"loss became {float(mean)}")
         if self.step + 1 < self.s.steps:
@@ -333,6 +350,8 @@ class Trainer:
                 self.events.close()
         elapsed = time.perf_counter() - t0
         distributed.collect_on_main(self.model, self.world, s.batch_size)  # rank 0 goes on alone
+        self.net = self.model
+        distributed.leave(self.world)
         if not self.world.main:
             return {"steps": self.step, "rank": self.world.rank}
         summary = self.summary(elapsed)

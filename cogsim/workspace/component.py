@@ -50,8 +50,14 @@ class WorkspaceParams(Checked):
     # how writes reach the slots: "mix" — every slot writes a mixture of the winners (softmax over
     # candidates) and decays by its forget gate; "address" — each winner is written into the slots
     # its key matches (softmax over slots) and a slot changes only where it is written (overwrite,
-    # no decay), so distinct items go to distinct slots and stay there (docs/design.md §5.4)
-    addressing: Literal["mix", "address"] = "mix"
+    # no decay), so distinct items go to distinct slots and stay there; "allocate" — a write gate
+    # per position advances a slot pointer, each write goes to the slot under the pointer (a ring
+    # buffer: K slots hold the last K items written, in order) (docs/design.md §5.4)
+    addressing: Literal["mix", "address", "allocate"] = "mix"
+    # how the stream reads the slots: "slot" — the slot content is both key and value (plus a learned
+    # slot key); "keyed" — separate learned key and value projections of the content, plus the learned
+    # slot key, so a query can match a slot by what it holds or by which slot it is
+    read: Literal["slot", "keyed"] = "slot"
     chunk: Annotated[int, Range(ge=2)] = DEFAULT_CHUNK  # chunk length of the parallel scan
 
     def check(self) -> None:
@@ -87,6 +93,18 @@ def salience_targets(params: WorkspaceParams, names: list[str | None], n_signals
     return out
 
 
+def slot_weights(pointer: torch.Tensor, k: int) -> torch.Tensor:
+    """[..., K] weight of each slot under a pointer [...] (a real number of writes so far): the
+    triangle max(0, 1 − d) of the circular distance d from the pointer to the slot's index, so an
+    integer pointer p selects slot p mod K alone and a fractional one splits between two neighbours
+    (the weights sum to 1 for K ≥ 2)."""
+    if k == 1:
+        return torch.ones(pointer.shape + (1,), dtype=pointer.dtype, device=pointer.device)
+    j = torch.arange(k, dtype=pointer.dtype, device=pointer.device)
+    d = torch.remainder(pointer[..., None] - j + k / 2, k) - k / 2
+    return (1.0 - d.abs()).clamp(min=0.0)
+
+
 class WorkspaceComponent(Component):
     """Global workspace: top-k competition for K slots, gated slot recurrence, broadcast delta."""
 
@@ -110,6 +128,8 @@ class WorkspaceComponent(Component):
         self.gate_bias = nn.Parameter(torch.tensor([p.input_bias, p.forget_bias]).repeat(k, 1))
         self.memory0 = nn.Parameter(torch.randn(k, ds) * 0.1)
         self.slot_key = nn.Parameter(torch.randn(k, ds) * 0.5)  # E: lets the stream address slots
+        if p.read == "keyed":
+            self.read_proj = nn.Linear(ds, 2 * ds, bias=False)  # slot content → read key, read value
         self.out_proj = nn.Linear(ds, d, bias=False)
         nn.init.normal_(self.out_proj.weight, std=0.02)
         self._cycle_cache: dict[int, tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = {}
@@ -201,6 +221,8 @@ class WorkspaceComponent(Component):
         if p.addressing == "address":
             write, gi, log_f, write_gate, inject = self._addressed(logits + bias, comp.winners, payload, rms,
                                                                    gate_bias)
+        elif p.addressing == "allocate":
+            write, gi, log_f, write_gate, inject = self._allocated(comp.write, payload, rms, gate_bias)
         else:
             write = comp.write
             # Σ_m α/ρ [g_i, g_f, v](c_m) = Σ_m α [g_i, g_f, v](ĉ_m), times 2 for the tanh below
@@ -220,11 +242,15 @@ class WorkspaceComponent(Component):
 
         hd = ds // p.heads
         mem_h = mem.view(b_, k, t_, p.heads, hd)
+        if p.read == "keyed":
+            mem_k, mem_v = self.read_proj(mem).view(b_, k, t_, 2, p.heads, hd).unbind(3)
+        else:
+            mem_k = mem_v = mem_h
         rq = read_q.unflatten(-1, (p.heads, hd))  # [B, T, H, hd]
         slot_key = torch.einsum("bthd,khd->bkth", rq, self.slot_key.view(k, p.heads, hd))
-        score = (mem_h * rq[:, None]).sum(-1) + slot_key
+        score = (mem_k * rq[:, None]).sum(-1) + slot_key
         beta = softmax(score / math.sqrt(hd), 1)  # over slots: [B, K, T, H]
-        out = self.out_proj((beta[..., None] * mem_h).sum(1).flatten(-2))
+        out = self.out_proj((beta[..., None] * mem_v).sum(1).flatten(-2))
 
         if ctx.recording:
             ctx.record("bids", comp.bids)
@@ -255,6 +281,31 @@ class WorkspaceComponent(Component):
         flat = lambda z: z.transpose(1, 2).reshape(b_ * k, t_)
         inject = torch.sigmoid(content2.transpose(1, 2).reshape(b_ * k, t_, ds)) - 0.5
         # tanh(M̃) = 2(σ(2M̃) − ½): the factor 2 goes into the scan's scale with a
+        return mix, torch.logit(a.clamp(min=1e-6)), flat(torch.log1p(-a)), flat(2.0 * a), inject
+
+    def _allocated(self, write: torch.Tensor, payload: torch.Tensor, rms: torch.Tensor,
+                   gate_bias: torch.Tensor | None):
+        """Allocated writes (a ring buffer): the winners' mixture α_m (their slot-averaged write weights)
+        gives one item ṽ_t = Σ_m α_m v_m and one write gate g_t = σ(Σ_m α_m g_i(ĉ_m) + b_i) per position;
+        the pointer P_t = Σ_{s<t} g_s counts the writes before t and the item goes to the slots near
+        P_t mod K, w_tj = max(0, 1 − circular distance(P_t, j)), by a_tj = g_t·w_tj:
+        M_j ← (1 − a_tj) M_j + a_tj tanh(ṽ_t). The gates depend on the candidates only, so this is
+        the same linear recurrence. Returns what :meth:`_addressed` returns."""
+        p, k = self.params, self.params.slots
+        b_, t_ = write.shape[:2]
+        alpha = write.mean(-2)  # [B, T, M]: sums to 1 over the winners
+        gate = (alpha * payload[..., 0] / rms).sum(-1) + self.gate_bias[:, 0].mean()  # [B, T]
+        if gate_bias is not None:
+            gate = gate + gate_bias
+        g = torch.sigmoid(gate)
+        pointer = g.cumsum(-1) - g  # writes before t
+        a = g[..., None] * slot_weights(pointer, k)  # [B, T, K]
+        a = a.clamp(max=1 - 1e-6)
+        values = payload[..., 2:] / rms[..., None]  # [B, T, M, ds]
+        item = 2.0 * (alpha[..., None, :] @ values).squeeze(-2)  # [B, T, ds]
+        inject = (torch.sigmoid(item) - 0.5)[:, None].expand(b_, k, t_, item.shape[-1]).reshape(b_ * k, t_, -1)
+        flat = lambda z: z.transpose(1, 2).reshape(b_ * k, t_)
+        mix = alpha[..., None, :].expand(b_, t_, k, alpha.shape[-1])
         return mix, torch.logit(a.clamp(min=1e-6)), flat(torch.log1p(-a)), flat(2.0 * a), inject
 
     def _read_candidate(self, i: int, c: torch.Tensor, cache: dict) -> tuple[torch.Tensor, torch.Tensor]:

@@ -34,11 +34,28 @@ edges: [htm.out -> block2.x]
 """
 
 
-def rows(run_dir) -> dict[tuple[int, str], float]:
+# a synthetic task whose answer count differs between the halves of a batch (motifs: 5 or 6 a row)
+TASK_ARCH = """\
+name: tinytask
+model: {d_model: 32, n_heads: 2, seq_len: 48}
+train: {steps: 4, batch_size: 4, lr: 0.01, warmup: 1, eval_every: 2, eval_batches: 2, log_every: 1}
+data: {task: motifs, shared: 4, switch: 1}
+nodes:
+  embed: {type: embedding}
+  block1: {type: block}
+  htm: {type: htm, columns: 64, active_columns: 4, cells_per_column: 4, activation_threshold: 2, min_threshold: 1,
+        streams: 4}
+  head: {type: lm_head}
+stack: [embed, block1, head]
+edges: [htm.out -> head.x]
+"""
+
+
+def rows(run_dir, keys=("loss", "val_loss")) -> dict[tuple[int, str], float]:
     out = {}
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         r = json.loads(line)
-        for key in ("loss", "val_loss"):
+        for key in keys:
             if key in r:
                 out[(r["step"], key)] = r[key]
     return out
@@ -73,6 +90,25 @@ def test_two_ranks_train_like_one_process_and_checkpoints_reshard_2_1_2(write_ar
     index = json.loads((split / "checkpoint" / "shards.json").read_text())["tensors"]["engram.weight"]
     assert [p["file"] for p in index["parts"]] == ["shard-00000-of-00002.safetensors", "shard-00001-of-00002.safetensors"]
     assert index["parts"][0]["stop"] == index["parts"][1]["start"] and index["parts"][1]["stop"] == index["rows"]
+
+
+def test_task_answers_counted_over_the_global_batch_like_one_process(write_arch, tmp_path):
+    """Answers-only loss under data parallel: every rank divides its summed answer loss by the
+    global answer count, so losses and accuracies equal one process's although the ranks' halves
+    hold different numbers of answers."""
+    arch = write_arch(TASK_ARCH)
+    spec = read_spec(arch)
+    x, y = spec.task.batch(0, 1, 4)  # training batch 1: its halves hold different answer counts
+    counts = (y != -100).sum(1)
+    assert counts[:2].sum() != counts[2:].sum()
+    Trainer(spec, tmp_path / "one", device="cpu").train()
+    proc = torchrun("-m", "cogsim", "run", str(arch), "--out", str(tmp_path / "two"), "--quiet", "--no-viz")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    losses = ("loss", "val_loss")
+    assert_close(rows(tmp_path / "two", losses), rows(tmp_path / "one", losses))
+    accuracy = ("train_accuracy", "task_accuracy")
+    assert rows(tmp_path / "two", accuracy) == rows(tmp_path / "one", accuracy)
+    assert len(rows(tmp_path / "one", accuracy)) == 7  # 4 training steps, validation at 0, 2 and 4
 
 
 def test_unsharded_one_process_equals_sharded_one_process(write_arch, tiny_corpus, tmp_path):

@@ -15,11 +15,12 @@ D, T, K, DK, DS = 32, 14, 3, 8, 16
 SIZES = Sizes(d_model=D, n_heads=4, seq_len=T, vocab_size=50)
 
 
-def wired(read: str = "keyed", gate_gain: float = 40.0) -> WorkspaceComponent:
+def wired(read: str = "keyed", gate_gain: float = 40.0, pointer_grad: bool = False) -> WorkspaceComponent:
     """One candidate; its dimension 0 drives the write gate (bias −20: closed unless it is 1)."""
     torch.manual_seed(0)
     ws = WorkspaceComponent(WorkspaceParams(slots=K, top_k=1, d_key=DK, d_slot=DS, input_bias=-20.0,
-                                            addressing="allocate", read=read, chunk=4), SIZES)
+                                            addressing="allocate", read=read, chunk=4,
+                                            pointer_grad=pointer_grad), SIZES)
     with torch.no_grad():
         w = torch.randn_like(ws.cand_proj.weight)
         w[DK] = 0.0
@@ -118,6 +119,22 @@ def test_allocated_workspace_is_causal_and_the_gate_learns_through_the_pointer()
     out[:, -1].square().sum().backward()
     assert ws.cand_proj.weight.grad[DK].abs().sum() > 0  # the gate row
     assert ws.read_proj.weight.grad.abs().sum() > 0 and ws.slot_key.grad.abs().sum() > 0
+
+
+def test_the_pointer_passes_gradient_only_when_asked():
+    """A gate's gradient: from its own write only, or (pointer_grad) also from where later writes land."""
+    grads = []
+    for pointer_grad in (False, True):
+        ws = wired(gate_gain=3.0, pointer_grad=pointer_grad)
+        with torch.no_grad():
+            ws.gate_bias[:, 0] = -1.0  # soft gates everywhere
+        c = candidates([1, 4, 6]).requires_grad_(True)
+        out, _ = run(ws, c)
+        out[:, -1].square().sum().backward()
+        grads.append(c.grad[0, :, 0].clone())  # d loss / d (gate input) at each position
+    assert not torch.allclose(grads[0], grads[1])
+    # a gate whose own write is forgotten by the end still moves later writes through the pointer
+    assert grads[1][1].abs() > grads[0][1].abs()
 
 
 @pytest.mark.parametrize("addressing", ["mix", "address"])

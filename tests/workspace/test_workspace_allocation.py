@@ -145,3 +145,22 @@ def test_the_keyed_read_works_with_every_write_mode(addressing):
     assert out["out"].shape == (2, T, D) and torch.isfinite(out["out"]).all()
     plain = WorkspaceComponent(WorkspaceParams(slots=K, d_slot=DS, addressing=addressing), SIZES)
     assert not hasattr(plain, "read_proj")  # the default read has no key/value projections
+
+
+def test_every_winner_adds_its_gate_in_full():
+    """Two winners whose gate inputs each leave the gate shut open it together (a sum, not a mean)."""
+    ws = WorkspaceComponent(WorkspaceParams(slots=K, top_k=2, d_key=DK, d_slot=DS, addressing="allocate",
+                                            read="keyed", chunk=4), SIZES)
+    with torch.no_grad():
+        ws.cand_proj.weight[DK] = 0.0
+        ws.cand_proj.weight[DK, 0] = 1.0
+        ws.gate_bias[:, 0] = -1.0
+    c = torch.zeros(1, T, D)
+    c[..., 1] = 1.0
+    c[:, 5, 0] = 1.0  # ĉ[0] = rms-normalised: gate logit per candidate √(D/2) = 4 at t = 5
+    ctx = Context(recorder=Recorder(batch=None), node="ws")
+    ws({"x": torch.randn(1, T, D), "candidates": [c, c.clone()]}, ctx)
+    a = ctx.recorder.traces["ws"]["write_gate"][0]
+    expected = torch.sigmoid(torch.tensor(2 * 4.0 - 1.0))
+    assert torch.allclose(a[5].sum(), expected, atol=1e-4)
+    assert torch.allclose(a[4].sum(), torch.sigmoid(torch.tensor(-1.0)), atol=1e-4)

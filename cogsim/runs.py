@@ -15,7 +15,7 @@ from cogsim.graph.build import build_plan
 from cogsim.graph.spec import ArchSpec, parse_spec
 from cogsim.graph.yamlio import load_yaml
 from cogsim.model import CognitiveModel
-from cogsim.train import checkpoint
+from cogsim.train import checkpoint, metrics_log
 
 
 @dataclass
@@ -28,8 +28,7 @@ class LoadedRun:
     step: int
 
     def metrics(self) -> list[dict]:
-        path = self.run_dir / "metrics.jsonl"
-        return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+        return metrics_log.read_rows(self.run_dir / "metrics.jsonl")
 
     def summary(self) -> dict:
         path = self.run_dir / "summary.json"

@@ -56,9 +56,11 @@ class World:
         return slice(min(batch, self.rank * per), min(batch, (self.rank + 1) * per))
 
     # ---- collectives (no-ops for one process) ----
-    def barrier(self) -> None:
+    def barrier(self, patient: bool = False) -> None:
+        """Wait for every rank. ``patient``: while rank 0 does one-off work as long as it takes
+        (training the tokenizer on a large corpus), on a group without the hang timeout."""
         if self.parallel:
-            dist.barrier()
+            dist.barrier(group=_patient if patient else None)
 
     def gather_object(self, obj: Any) -> list[Any] | None:
         """Every rank's ``obj`` on rank 0 (a list by rank), None elsewhere."""
@@ -86,6 +88,9 @@ class World:
 
 
 SINGLE = World()
+PATIENT_SECONDS = 7 * 24 * 3600  # the patient group's timeout: no limit in practice (a dead rank
+# still fails it at once: its connections close, and torchrun stops the others)
+_patient: Any = None  # that group (gloo), made by join()
 
 
 def timeout_seconds() -> float:
@@ -118,6 +123,8 @@ def join(device: torch.device) -> tuple[World, torch.device]:
         dist.init_process_group(backend_for(device), timeout=_dt.timedelta(seconds=timeout_seconds()))
     elif dist.get_world_size() != size:
         raise CogsimError(f"torch.distributed already runs {dist.get_world_size()} ranks, WORLD_SIZE says {size}")
+    global _patient
+    _patient = dist.new_group(backend="gloo", timeout=_dt.timedelta(seconds=PATIENT_SECONDS))
     fit_threads(local_size)
     _stop_on_sigterm(rank, size)
     return World(rank, size, local_rank, local_size), device
@@ -290,6 +297,15 @@ def gather_states(model, world: World, batch_size: int) -> dict[str, torch.Tenso
             merged = comp.merge_rank_states(states, rank_rows(world, batch_size))
             state.update({prefix + k: v for k, v in merged.items()})
     return state
+
+
+def leave(world: World) -> None:
+    """This rank's last collective is done: tear the process groups down (every table's too) now,
+    while the interpreter is whole. Left to interpreter exit, gloo's threads can be destroyed while
+    still joinable, and the process aborts ("terminate called without an active exception") after
+    a successful run. Local: no rank waits for another."""
+    if world.parallel and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def collect_on_main(model, world: World, batch_size: int) -> None:

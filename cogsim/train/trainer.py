@@ -26,7 +26,7 @@ from cogsim.evaluate.probes import flatten, run_probes, to_json
 from cogsim.graph.build import build_plan
 from cogsim.graph.spec import ArchSpec
 from cogsim.model import CognitiveModel
-from cogsim.train import checkpoint, distributed, tensorboard
+from cogsim.train import checkpoint, distributed, metrics_log, tensorboard
 from cogsim.train.schedule import lr_at
 
 
@@ -106,8 +106,8 @@ class Trainer:
         world.barrier()  # every rank has looked at the run folder before rank 0 writes to it
         if world.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        else:  # rank 0 trains the tokenizer and fills the cache first
-            world.barrier()
+        else:  # rank 0 trains the tokenizer and fills the cache first, however long it takes
+            world.barrier(patient=True)
         self.task = self.spec.task
         if self.task is None:
             corpus = load_corpus(self.spec.data.path, self.spec.data.val_percent)
@@ -118,7 +118,7 @@ class Trainer:
             self.data, self.corpus_name = None, f"task {self.task.name}"
             self.vocab_size, self.seq_len = self.task.vocab_size, self.task.seq_len
         if world.main:
-            world.barrier()
+            world.barrier(patient=True)
         torch.manual_seed(self.s.seed)
         self.plan = build_plan(self.spec, vocab_size=self.vocab_size)
         self.model = CognitiveModel(self.plan).to(self.dev)
@@ -183,16 +183,14 @@ class Trainer:
         self.step, self.history = record["step"], record.get("history", [])
         if not self.world.main:
             return
-        kept = [line for line in self.metrics_path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= self.step] if self.metrics_path.exists() else []
-        self.metrics_path.write_text("".join(k + "\n" for k in kept))
+        metrics_log.write_rows(self.metrics_path, [r for r in metrics_log.read_rows(self.metrics_path)
+                                                   if r.get("step", 0) <= self.step])
 
     # ---- bookkeeping ---------------------------------------------------------------------------
     def _log(self, row: dict) -> None:
         if not self.world.main:
             return
-        with self.metrics_path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        metrics_log.append_row(self.metrics_path, row)
         if self.events is not None:
             self.events.add(row)
 
@@ -350,6 +348,8 @@ class Trainer:
                 self.events.close()
         elapsed = time.perf_counter() - t0
         distributed.collect_on_main(self.model, self.world, s.batch_size)  # rank 0 goes on alone
+        self.net = self.model
+        distributed.leave(self.world)
         if not self.world.main:
             return {"steps": self.step, "rank": self.world.rank}
         summary = self.summary(elapsed)
@@ -361,7 +361,7 @@ class Trainer:
         return summary
 
     def summary(self, elapsed: float) -> dict:
-        rows = [json.loads(l) for l in self.metrics_path.read_text().splitlines() if l.strip()]
+        rows = metrics_log.read_rows(self.metrics_path)
         losses = [r["loss"] for r in rows if "loss" in r]
         evals = [r for r in rows if "val_loss" in r]
         out = {

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from cogsim.train import metrics_log
 from cogsim.viz.figures import Context, Figure, log, make_figures
 from cogsim.viz.probes import MAX_TOKENS, Probe, default_probes, task_probes
 
@@ -150,16 +151,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _metrics(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+    return metrics_log.read_rows(run_dir / "metrics.jsonl")
 
 
 @dataclass

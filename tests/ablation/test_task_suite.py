@@ -4,6 +4,7 @@ tables per task and together, errors at their line, and the repository's own sui
 from __future__ import annotations
 
 import csv
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,56 @@ def test_the_memory_task_suite_builds_every_arm(monkeypatch, capsys):
                        if n.type in ("block", "attention"))
     assert main(["ablate", "--suite", "experiments/memory_tasks.yaml", "--list"]) == 0
     assert "runs (3 seeds) under runs/memory-tasks" in capsys.readouterr().out
+
+
+def test_the_memory_task_suite_asks_beyond_the_floors_reach_with_each_tasks_memory(monkeypatch):
+    """Five tasks; each puts what it asks about beyond the floor's 4 x (8 - 1) = 28 tokens, and its
+    memory arm holds the memory system whose job the task is."""
+    monkeypatch.chdir(ROOT)
+    suite = load_suite("experiments/memory_tasks.yaml")
+    memory = {"motifs": ("htm", "htm"), "count": ("snn", "snn"), "facts": ("engram", "engram")}
+    assert [t.name for t in suite.tasks] == ["motifs", "count", "mqar", "facts", "copy"]
+    for task in suite.tasks:
+        by = {v.name: v.spec for v in task_variants(task, suite.overrides)}
+        floor = by["windowed"]
+        reach = 4 * (floor.model.window - 1)
+        distance = {"motifs": "shared", "count": "span", "mqar": "gap", "copy": "delay"}.get(task.name)
+        if distance:
+            assert getattr(floor.task.params, distance) > reach
+        if task.name in memory:
+            arm, node_type = memory[task.name]
+            assert node_type in {n.type for n in by[arm].nodes.values()}
+        assert "all_memories" in by
+
+
+def _capacity():
+    spec = importlib.util.spec_from_file_location("capacity_curve", ROOT / "experiments" / "capacity_curve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+WORKSPACE = WINDOWED.replace("name: tinywin", "name: tinyws").replace(
+    "  head: {type: lm_head}", "  workspace: {type: workspace, slots: 7, top_k: 2}\n  head: {type: lm_head}").replace(
+    "block1, head]", "block1, workspace, head]") + "edges:\n  - block1.delta -> workspace.candidates\n"
+
+
+def test_the_capacity_curve_runs_every_slot_count_and_load(write_arch, tmp_path, capsys):
+    arch, out, results = write_arch(WORKSPACE, "ws.yaml"), tmp_path / "out", tmp_path / "results"
+    argv = ["--arch", str(arch), "--slots", "2,3", "--items", "1,2", "--delay", "4", "--seq-len", "12",
+            "--steps", "2", "--batch-size", "2", "--jobs", "1", "--out", str(out), "--results", str(results)]
+    capacity = _capacity()
+    assert capacity.main(argv) == 0
+    rows = _rows(results / "capacity_curve.csv")
+    assert [(r["slots"], r["items"]) for r in rows] == [("2", "1"), ("2", "2"), ("3", "1"), ("3", "2")]
+    assert all(0 <= float(r["task_accuracy"]) <= 1 and r["steps"] == "2" for r in rows)
+    assert float(rows[0]["task_chance"]) == pytest.approx(1 / 32)
+    for k, n in (("2", "1"), ("3", "2")):  # each run trained the copy task with its slots and items
+        config = (out / f"K{k}-items{n}-seed0" / "config.yaml").read_text()
+        assert f"slots: {k}" in config and f"items: {n}" in config and "task: copy" in config
+    assert (results / "capacity_curve.png").stat().st_size > 0
+    capsys.readouterr()
+    assert capacity.main(argv) == 0  # finished runs are picked up
+    assert capsys.readouterr().out.count("(already done)") == 4
+    assert capacity.main([*argv, "--node", "block1"]) == 2
+    assert "node 'block1' is a block, not a workspace" in capsys.readouterr().err

@@ -2,7 +2,9 @@
 ranks. Each check raises AssertionError on a mismatch; the script prints one line per check passed."""
 from __future__ import annotations
 
+import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -104,7 +106,7 @@ def shared_host_updates(rank: int) -> None:
 CHECKS = {"sharded": sharded_equals_unsharded, "shared_host": shared_host_updates}
 
 if __name__ == "__main__":
-    dist.init_process_group("gloo")
+    dist.init_process_group("gloo", timeout=timedelta(seconds=float(os.environ.get("COGSIM_DIST_TIMEOUT", "300"))))
     torch.set_num_threads(1)
     rank = dist.get_rank()
     for name in sys.argv[1:]:

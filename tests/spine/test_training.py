@@ -46,6 +46,18 @@ def test_resume_continues_exactly(tiny_arch, tiny_corpus, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_after_a_torn_metrics_line_keeps_every_whole_row(tiny_arch, tiny_corpus, tmp_path):
+    """A run killed while appending to metrics.jsonl leaves half a row; resuming drops only the
+    fragment and ends with the same log as a run that was never interrupted."""
+    steps = ["train.steps=8", "train.checkpoint_every=100", "train.eval_every=4"]
+    train(tiny_arch, tiny_corpus, tmp_path / "straight", steps)
+    train(tiny_arch, tiny_corpus, tmp_path / "torn", steps, stop_after=4)
+    with (tmp_path / "torn" / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 5, "loss": 3.1')  # the writer died here
+    train(tiny_arch, tiny_corpus, tmp_path / "torn", steps, resume=True)
+    assert losses(tmp_path / "straight") == losses(tmp_path / "torn")
+
+
 def test_resume_refuses_a_different_architecture(tiny_arch, tiny_corpus, tmp_path):
     train(tiny_arch, tiny_corpus, tmp_path / "r", stop_after=3)
     with pytest.raises(CogsimError, match="differ from the run saved"):

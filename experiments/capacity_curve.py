@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--delay", type=int, default=32, help="data.delay (beyond the floor's 28 tokens of reach)")
     p.add_argument("--vocab", type=int, default=32, help="data.vocab: content symbols (chance 1/vocab)")
     p.add_argument("--seq-len", type=int, default=64, help="data.seq_len (≥ 2·items + delay − 1)")
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2, help="worker processes (single-thread each)")

@@ -163,7 +163,8 @@ def test_the_memory_task_suite_asks_beyond_the_floors_reach_with_each_tasks_memo
     memory arm holds the memory system whose job the task is."""
     monkeypatch.chdir(ROOT)
     suite = load_suite("experiments/memory_tasks.yaml")
-    memory = {"motifs": ("htm", "htm"), "count": ("snn", "snn"), "facts": ("engram", "engram")}
+    memory = {"motifs": ("htm", "htm"), "count": ("snn", "snn"), "facts": ("engram", "engram"),
+              "mqar": ("workspace", "workspace"), "copy": ("workspace", "workspace")}
     assert [t.name for t in suite.tasks] == ["motifs", "count", "mqar", "facts", "copy"]
     for task in suite.tasks:
         by = {v.name: v.spec for v in task_variants(task, suite.overrides)}

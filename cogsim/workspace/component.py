@@ -58,6 +58,7 @@ class WorkspaceParams(Checked):
     # slot key); "keyed" — separate learned key and value projections of the content, plus the learned
     # slot key, so a query can match a slot by what it holds or by which slot it is
     read: Literal["slot", "keyed"] = "slot"
+    pointer_grad: bool = False  # allocate: whether the slot pointer passes gradient back to the gates
     chunk: Annotated[int, Range(ge=2)] = DEFAULT_CHUNK  # chunk length of the parallel scan
 
     def check(self) -> None:
@@ -222,7 +223,8 @@ class WorkspaceComponent(Component):
             write, gi, log_f, write_gate, inject = self._addressed(logits + bias, comp.winners, payload, rms,
                                                                    gate_bias)
         elif p.addressing == "allocate":
-            write, gi, log_f, write_gate, inject = self._allocated(comp.write, payload, rms, gate_bias)
+            write, gi, log_f, write_gate, inject = self._allocated(comp.write, comp.winners, payload, rms,
+                                                                   gate_bias)
         else:
             write = comp.write
             # Σ_m α/ρ [g_i, g_f, v](c_m) = Σ_m α [g_i, g_f, v](ĉ_m), times 2 for the tanh below
@@ -283,22 +285,27 @@ class WorkspaceComponent(Component):
         # tanh(M̃) = 2(σ(2M̃) − ½): the factor 2 goes into the scan's scale with a
         return mix, torch.logit(a.clamp(min=1e-6)), flat(torch.log1p(-a)), flat(2.0 * a), inject
 
-    def _allocated(self, write: torch.Tensor, payload: torch.Tensor, rms: torch.Tensor,
+    def _allocated(self, write: torch.Tensor, winners: torch.Tensor, payload: torch.Tensor, rms: torch.Tensor,
                    gate_bias: torch.Tensor | None):
-        """Allocated writes (a ring buffer): the winners' mixture α_m (their slot-averaged write weights)
-        gives one item ṽ_t = Σ_m α_m v_m and one write gate g_t = σ(Σ_m α_m g_i(ĉ_m) + b_i) per position;
+        """Allocated writes (a ring buffer): the winners together give one item ṽ_t = Σ_{m wins} v_m and
+        one write gate g_t = σ(Σ_{m wins} g_i(ĉ_m) + b_i) per position;
         the pointer P_t = Σ_{s<t} g_s counts the writes before t and the item goes to the slots near
         P_t mod K, w_tj = max(0, 1 − circular distance(P_t, j)), by a_tj = g_t·w_tj:
         M_j ← (1 − a_tj) M_j + a_tj tanh(ṽ_t). The gates depend on the candidates only, so this is
         the same linear recurrence. Returns what :meth:`_addressed` returns."""
         p, k = self.params, self.params.slots
         b_, t_ = write.shape[:2]
-        alpha = write.mean(-2)  # [B, T, M]: sums to 1 over the winners
+        # every winner writes in full (its gate logit and value add up, as if concatenated); the
+        # bids still learn, straight through, from the slot-averaged write weights
+        alpha = write.mean(-2)
+        alpha = winners.to(alpha.dtype) + (alpha - alpha.detach())  # [B, T, M]
         gate = (alpha * payload[..., 0] / rms).sum(-1) + self.gate_bias[:, 0].mean()  # [B, T]
         if gate_bias is not None:
             gate = gate + gate_bias
         g = torch.sigmoid(gate)
-        pointer = g.cumsum(-1) - g  # writes before t
+        # writes before t; the pointer takes no gradient: a gate learns from what its own write
+        # keeps or overwrites, not from where it moves every later write (a noisy, global signal)
+        pointer = (g.cumsum(-1) - g).detach() if p.pointer_grad is False else g.cumsum(-1) - g
         a = g[..., None] * slot_weights(pointer, k)  # [B, T, K]
         a = a.clamp(max=1 - 1e-6)
         values = payload[..., 2:] / rms[..., None]  # [B, T, M, ds]

@@ -15,11 +15,12 @@ D, T, K, DK, DS = 32, 14, 3, 8, 16
 SIZES = Sizes(d_model=D, n_heads=4, seq_len=T, vocab_size=50)
 
 
-def wired(read: str = "keyed", gate_gain: float = 40.0) -> WorkspaceComponent:
+def wired(read: str = "keyed", gate_gain: float = 40.0, pointer_grad: bool = False) -> WorkspaceComponent:
     """One candidate; its dimension 0 drives the write gate (bias −20: closed unless it is 1)."""
     torch.manual_seed(0)
     ws = WorkspaceComponent(WorkspaceParams(slots=K, top_k=1, d_key=DK, d_slot=DS, input_bias=-20.0,
-                                            addressing="allocate", read=read, chunk=4), SIZES)
+                                            addressing="allocate", read=read, chunk=4,
+                                            pointer_grad=pointer_grad), SIZES)
     with torch.no_grad():
         w = torch.randn_like(ws.cand_proj.weight)
         w[DK] = 0.0
@@ -120,6 +121,22 @@ def test_allocated_workspace_is_causal_and_the_gate_learns_through_the_pointer()
     assert ws.read_proj.weight.grad.abs().sum() > 0 and ws.slot_key.grad.abs().sum() > 0
 
 
+def test_the_pointer_passes_gradient_only_when_asked():
+    """A gate's gradient: from its own write only, or (pointer_grad) also from where later writes land."""
+    grads = []
+    for pointer_grad in (False, True):
+        ws = wired(gate_gain=3.0, pointer_grad=pointer_grad)
+        with torch.no_grad():
+            ws.gate_bias[:, 0] = -1.0  # soft gates everywhere
+        c = candidates([1, 4, 6]).requires_grad_(True)
+        out, _ = run(ws, c)
+        out[:, -1].square().sum().backward()
+        grads.append(c.grad[0, :, 0].clone())  # d loss / d (gate input) at each position
+    assert not torch.allclose(grads[0], grads[1])
+    # a gate whose own write is forgotten by the end still moves later writes through the pointer
+    assert grads[1][1].abs() > grads[0][1].abs()
+
+
 @pytest.mark.parametrize("addressing", ["mix", "address"])
 def test_the_keyed_read_works_with_every_write_mode(addressing):
     ws = WorkspaceComponent(WorkspaceParams(slots=K, top_k=1, d_slot=DS, addressing=addressing, read="keyed"),
@@ -128,3 +145,22 @@ def test_the_keyed_read_works_with_every_write_mode(addressing):
     assert out["out"].shape == (2, T, D) and torch.isfinite(out["out"]).all()
     plain = WorkspaceComponent(WorkspaceParams(slots=K, d_slot=DS, addressing=addressing), SIZES)
     assert not hasattr(plain, "read_proj")  # the default read has no key/value projections
+
+
+def test_every_winner_adds_its_gate_in_full():
+    """Two winners whose gate inputs each leave the gate shut open it together (a sum, not a mean)."""
+    ws = WorkspaceComponent(WorkspaceParams(slots=K, top_k=2, d_key=DK, d_slot=DS, addressing="allocate",
+                                            read="keyed", chunk=4), SIZES)
+    with torch.no_grad():
+        ws.cand_proj.weight[DK] = 0.0
+        ws.cand_proj.weight[DK, 0] = 1.0
+        ws.gate_bias[:, 0] = -1.0
+    c = torch.zeros(1, T, D)
+    c[..., 1] = 1.0
+    c[:, 5, 0] = 1.0  # ĉ[0] = rms-normalised: gate logit per candidate √(D/2) = 4 at t = 5
+    ctx = Context(recorder=Recorder(batch=None), node="ws")
+    ws({"x": torch.randn(1, T, D), "candidates": [c, c.clone()]}, ctx)
+    a = ctx.recorder.traces["ws"]["write_gate"][0]
+    expected = torch.sigmoid(torch.tensor(2 * 4.0 - 1.0))
+    assert torch.allclose(a[5].sum(), expected, atol=1e-4)
+    assert torch.allclose(a[4].sum(), torch.sigmoid(torch.tensor(-1.0)), atol=1e-4)

@@ -6,7 +6,7 @@ trained by the ablation runner (finished runs are picked up, interrupted ones re
 single-thread workers). A workspace of K slots should hold about K items and fail beyond them.
 Writes capacity_curve.csv and capacity_curve.png to ``--results``:
 
-    python experiments/capacity_curve.py            # K 2,4,7,16 x items 1,2,3,4,6,8,12,16
+    python experiments/capacity_curve.py            # K 2,4,7,16 x items 1,2,4,8,12,16, 400 steps
 """
 from __future__ import annotations
 
@@ -38,11 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="experiments/memory_tasks/workspace.yaml", help="the workspace arm")
     p.add_argument("--node", default="workspace", help="the workspace node whose slots vary")
     p.add_argument("--slots", type=_ints, default=[2, 4, 7, 16], help="slot counts K")
-    p.add_argument("--items", type=_ints, default=[1, 2, 3, 4, 6, 8, 12, 16], help="items to copy")
+    p.add_argument("--items", type=_ints, default=[1, 2, 4, 8, 12, 16], help="items to copy")
     p.add_argument("--delay", type=int, default=32, help="data.delay (beyond the floor's 28 tokens of reach)")
     p.add_argument("--vocab", type=int, default=32, help="data.vocab: content symbols (chance 1/vocab)")
     p.add_argument("--seq-len", type=int, default=64, help="data.seq_len (≥ 2·items + delay − 1)")
-    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--steps", type=int, default=400)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=2, help="worker processes (single-thread each)")

@@ -305,7 +305,9 @@ class WorkspaceComponent(Component):
         g = torch.sigmoid(gate)
         # writes before t; the pointer takes no gradient: a gate learns from what its own write
         # keeps or overwrites, not from where it moves every later write (a noisy, global signal)
-        pointer = (g.cumsum(-1) - g).detach() if p.pointer_grad is False else g.cumsum(-1) - g
+        pointer = g.cumsum(-1) - g
+        if not p.pointer_grad:
+            pointer = pointer.detach()
         a = g[..., None] * slot_weights(pointer, k)  # [B, T, K]
         a = a.clamp(max=1 - 1e-6)
         values = payload[..., 2:] / rms[..., None]  # [B, T, M, ds]

@@ -59,11 +59,17 @@ class WorkspaceParams(Checked):
     # slot key, so a query can match a slot by what it holds or by which slot it is
     read: Literal["slot", "keyed"] = "slot"
     pointer_grad: bool = False  # allocate: whether the slot pointer passes gradient back to the gates
+    # allocate: the item written at t also holds a learned map of the item offered at t − 1 (a token
+    # shift, the short convolution of recurrent recall models), so one write binds a pair, e.g. a key
+    # and its value, that a query can later match by its first half (docs/design.md §5.4)
+    pair_previous: bool = False
     chunk: Annotated[int, Range(ge=2)] = DEFAULT_CHUNK  # chunk length of the parallel scan
 
     def check(self) -> None:
         if self.d_slot is not None and self.d_slot % self.heads:
             raise FieldError("d_slot", f"must be a multiple of heads ({self.heads}), got {self.d_slot}")
+        if self.pair_previous and self.addressing != "allocate":
+            raise FieldError("pair_previous", f"needs addressing: allocate, got {self.addressing!r}")
 
 
 def salience_targets(params: WorkspaceParams, names: list[str | None], n_signals: int | None
@@ -131,6 +137,8 @@ class WorkspaceComponent(Component):
         self.slot_key = nn.Parameter(torch.randn(k, ds) * 0.5)  # E: lets the stream address slots
         if p.read == "keyed":
             self.read_proj = nn.Linear(ds, 2 * ds, bias=False)  # slot content → read key, read value
+        if p.pair_previous:
+            self.previous_proj = nn.Linear(ds, ds, bias=False)  # the item at t − 1 → its part of the write at t
         self.out_proj = nn.Linear(ds, d, bias=False)
         nn.init.normal_(self.out_proj.weight, std=0.02)
         self._cycle_cache: dict[int, tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = {}
@@ -312,6 +320,8 @@ class WorkspaceComponent(Component):
         a = a.clamp(max=1 - 1e-6)
         values = payload[..., 2:] / rms[..., None]  # [B, T, M, ds]
         item = 2.0 * (alpha[..., None, :] @ values).squeeze(-2)  # [B, T, ds]
+        if p.pair_previous:  # ṽ_t += W_s ṽ_{t−1}: the write at t also carries what was offered just before
+            item = item + self.previous_proj(F.pad(item, (0, 0, 1, 0))[:, :-1])
         inject = (torch.sigmoid(item) - 0.5)[:, None].expand(b_, k, t_, item.shape[-1]).reshape(b_ * k, t_, -1)
         flat = lambda z: z.transpose(1, 2).reshape(b_ * k, t_)
         mix = alpha[..., None, :].expand(b_, t_, k, alpha.shape[-1])

@@ -15,12 +15,13 @@ D, T, K, DK, DS = 32, 14, 3, 8, 16
 SIZES = Sizes(d_model=D, n_heads=4, seq_len=T, vocab_size=50)
 
 
-def wired(read: str = "keyed", gate_gain: float = 40.0, pointer_grad: bool = False) -> WorkspaceComponent:
+def wired(read: str = "keyed", gate_gain: float = 40.0, pointer_grad: bool = False,
+          pair_previous: bool = False) -> WorkspaceComponent:
     """One candidate; its dimension 0 drives the write gate (bias −20: closed unless it is 1)."""
     torch.manual_seed(0)
     ws = WorkspaceComponent(WorkspaceParams(slots=K, top_k=1, d_key=DK, d_slot=DS, input_bias=-20.0,
                                             addressing="allocate", read=read, chunk=4,
-                                            pointer_grad=pointer_grad), SIZES)
+                                            pointer_grad=pointer_grad, pair_previous=pair_previous), SIZES)
     with torch.no_grad():
         w = torch.randn_like(ws.cand_proj.weight)
         w[DK] = 0.0
@@ -72,6 +73,8 @@ def reference(ws: WorkspaceComponent, x: torch.Tensor, c: torch.Tensor) -> torch
     proj = ws.cand_proj(c / rho)
     gate = torch.sigmoid(proj[..., DK] + ws.gate_bias[:, 0].mean())  # [B, T]
     value = proj[..., DK + 2:]
+    if p.pair_previous:  # the item offered at t − 1, through its own map, joins the write at t
+        value = value + ws.previous_proj(torch.nn.functional.pad(value, (0, 0, 1, 0))[:, :-1])
     q = ws.stream_proj(torch.nn.functional.rms_norm(x, (D,)))[..., DK:]
     b = c.shape[0]
     mem = ws.memory0.expand(b, K, DS).clone()
@@ -92,9 +95,10 @@ def reference(ws: WorkspaceComponent, x: torch.Tensor, c: torch.Tensor) -> torch
     return torch.stack(outs, 1)
 
 
+@pytest.mark.parametrize("pair_previous", [False, True])
 @pytest.mark.parametrize("gate_gain", [40.0, 12.0])  # hard gates, and soft ones (fractional pointers)
-def test_the_parallel_scan_equals_a_step_by_step_ring_buffer(gate_gain):
-    ws = wired(gate_gain=gate_gain)
+def test_the_parallel_scan_equals_a_step_by_step_ring_buffer(gate_gain, pair_previous):
+    ws = wired(gate_gain=gate_gain, pair_previous=pair_previous)
     c = candidates([1, 3, 4, 8, 9, 12], b=2)
     c[1, :, 0] = torch.rand(T) * 1.8  # the second row: gates of every degree
     x = torch.randn(2, T, D)
@@ -164,3 +168,24 @@ def test_every_winner_adds_its_gate_in_full():
     expected = torch.sigmoid(torch.tensor(2 * 4.0 - 1.0))
     assert torch.allclose(a[5].sum(), expected, atol=1e-4)
     assert torch.allclose(a[4].sum(), torch.sigmoid(torch.tensor(-1.0)), atol=1e-4)
+
+
+def test_pair_previous_binds_the_item_offered_just_before_a_write():
+    """With pair_previous the write at t also carries the candidate at t − 1 (where no write happens),
+    so changing it changes the read from t on and nothing before; without it, nothing changes."""
+    c = candidates([3, 7])
+    c2 = c.clone()
+    c2[:, 6, 1:] = torch.randn(D - 1) * 3  # position 6: no write there (gate input 0), just before one
+    x = torch.randn(1, T, D)
+    for pair, moves in ((True, True), (False, False)):
+        ws = wired(pair_previous=pair)
+        out, _ = run(ws, c, x)
+        out2, _ = run(ws, c2, x)
+        assert torch.equal(out[:, :6], out2[:, :6])  # causal
+        assert (not torch.allclose(out[:, 7:], out2[:, 7:], atol=1e-6)) == moves
+
+
+def test_pair_previous_needs_allocated_writes():
+    from cogsim.bounds import FieldError
+    with pytest.raises(FieldError, match="pair_previous.*allocate"):
+        WorkspaceParams(addressing="address", pair_previous=True).check()

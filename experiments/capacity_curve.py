@@ -6,7 +6,7 @@ trained by the ablation runner (finished runs are picked up, interrupted ones re
 single-thread workers). A workspace of K slots should hold about K items and fail beyond them.
 Writes capacity_curve.csv and capacity_curve.png to ``--results``:
 
-    python experiments/capacity_curve.py            # K 2,4,7,16 x items 1,2,4,8,12,16, 400 steps
+    python experiments/capacity_curve.py            # K 2,4,7,16 x items 1,2,4,8,12,16 x seeds 0,1
 """
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ from cogsim.graph.build import build_plan
 from cogsim.graph.spec import read_spec
 
 
-def _ints(text: str) -> list[int]:
+def _ints(text: str, low: int = 1) -> list[int]:
     try:
         out = [int(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not out or min(out) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    if not out or min(out) < low:
+        raise argparse.ArgumentTypeError(f"expected integers ≥ {low}, got {text!r}")
     return out
 
 
@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-len", type=int, default=64, help="data.seq_len (≥ 2·items + delay − 1)")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=lambda text: _ints(text, 0), default=[0, 1], help="seeds: each point is their mean")
     p.add_argument("--jobs", type=int, default=2, help="worker processes (single-thread each)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more overrides")
     p.add_argument("--out", default="runs/capacity-curve")
@@ -76,8 +76,13 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for k in sorted({r["slots"] for r in rows}):
-        mine = sorted((r["items"], r["task_accuracy"]) for r in rows if r["slots"] == k)
-        line, = ax.plot([m[0] for m in mine], [m[1] for m in mine], marker="o", label=f"K = {k} slots")
+        mine = [r for r in rows if r["slots"] == k]
+        items = sorted({r["items"] for r in mine})
+        mean = [sum(r["task_accuracy"] for r in mine if r["items"] == n) / sum(1 for r in mine if r["items"] == n)
+                for n in items]
+        line, = ax.plot(items, mean, marker="o", label=f"K = {k} slots")
+        ax.scatter([r["items"] for r in mine], [r["task_accuracy"] for r in mine], s=10, alpha=0.45,
+                   color=line.get_color(), zorder=1)  # the single seeds behind each mean
         ax.axvline(k, color=line.get_color(), linestyle=":", linewidth=1)
     ax.axhline(rows[0]["task_chance"], color="grey", linestyle="--", linewidth=1, label="chance")
     ax.set_xscale("log", base=2)
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     done = lambda row, skipped: print(f"{row['variant']}: accuracy {row['task_accuracy']:.3f}"  # noqa: E731
                                       f"{' (already done)' if skipped else ''}", flush=True)
-    found = run_suite(chosen, [args.seed], Path(args.out), progress=SuiteProgress(on_run_done=done), jobs=args.jobs)
+    found = run_suite(chosen, args.seeds, Path(args.out), progress=SuiteProgress(on_run_done=done), jobs=args.jobs)
     wall = time.perf_counter() - start
     by_name = {v.name: v for v in chosen}
     rows = []
@@ -119,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         writer.writeheader()
         writer.writerows(rows)
     plot(rows, results / "capacity_curve.png",
-         f"copy, delay {args.delay}, {args.steps} steps x {args.batch_size}, seed {args.seed}: "
-         f"{Path(args.arch).name} with K slots")
+         f"copy, delay {args.delay}, {args.steps} steps x {args.batch_size}, mean of seeds "
+         f"{', '.join(map(str, args.seeds))} (dots: single seeds): {Path(args.arch).name} with K slots")
     print(f"{len(rows)} runs in {wall / 60:.1f} min with {args.jobs} job(s); wrote {results}/capacity_curve.csv, .png")
     return 0
 

@@ -257,6 +257,10 @@ def _run_tasks(args: argparse.Namespace, suite: Suite) -> int:
     tasks = [t for t in suite.tasks if not picked or t.name in picked]
     seeds = _seeds(args.seeds, suite.seeds)
     names = _names(args, suite.variants)
+    arms = list(dict.fromkeys(a.name for t in tasks for a in t.arms))
+    unknown = [n for n in names or [] if n not in arms]
+    if unknown:
+        raise CogsimError(f"--variants: no task picked has an arm {unknown[0]!r}; their arms are {', '.join(arms)}")
     plans = [(t, task_variants(t, suite.overrides, _cli_overrides(args), names)) for t in tasks]
     out = Path(args.out or suite.out or "runs/memory-tasks")
     con = console()

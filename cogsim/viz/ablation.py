@@ -40,6 +40,11 @@ def plot_ablation(summary: list[dict], rows: list[dict], path: str | Path, title
             y, c = ys[v], cells.get((v, metric))
             values = [r.get(metric) for r in rows if r["variant"] == v and _finite(r.get(metric))]
             ax_abs.scatter(values, [y] * len(values), s=14, color="#9e9e9e", zorder=2, label=None)
+            missing = sum(1 for r in rows if r["variant"] == v) - len(values)
+            if missing:  # seeds without a value (e.g. never recovered) would otherwise just not show
+                ax_abs.annotate(f"n/a in {missing} of {missing + len(values)} seeds", (0.99, y),
+                                xycoords=("axes fraction", "data"), ha="right", va="center", fontsize=7.5,
+                                color=COLORS["unclear"])
             if c and _finite(c["mean"]):
                 err = c["std"] if _finite(c["std"]) else 0.0
                 color = COLORS["full"] if v == reference else COLORS["variant"]
@@ -59,6 +64,11 @@ def plot_ablation(summary: list[dict], rows: list[dict], path: str | Path, title
             ax_diff.annotate(text, (d, y), xytext=(0, 6), textcoords="offset points", ha="center",
                              va="bottom", fontsize=7.5, color=color)
         ax_diff.axvline(0.0, color="#1f4e9a", lw=1, ls="--", zorder=1)
+        if not any(_finite(cells.get((v, metric), {}).get("diff")) for v in variants[1:]):
+            ax_diff.text(0.5, 0.5, f"no paired difference: {reference} has no value on these seeds",
+                         transform=ax_diff.transAxes, ha="center", va="center", fontsize=8.5,
+                         color=COLORS["unclear"])
+            ax_diff.set_xticks([])
         for ax in (ax_abs, ax_diff):
             ax.set_yticks(list(ys.values()), list(ys.keys()))
             ax.set_ylim(-0.6, len(variants) - 0.25)

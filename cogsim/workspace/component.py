@@ -299,7 +299,7 @@ class WorkspaceComponent(Component):
         one write gate g_t = σ(Σ_{m wins} g_i(ĉ_m) + b_i) per position;
         the pointer P_t = Σ_{s<t} g_s counts the writes before t and the item goes to the slots near
         P_t mod K, w_tj = max(0, 1 − circular distance(P_t, j)), by a_tj = g_t·w_tj:
-        M_j ← (1 − a_tj) M_j + a_tj tanh(ṽ_t). The gates depend on the candidates only, so this is
+        M_j ← (1 − a_tj) M_j + a_tj tanh(ṽ_t) (with pair_previous, ṽ_t + W_s ṽ_{t−1}). The gates depend on the candidates only, so this is
         the same linear recurrence. Returns what :meth:`_addressed` returns."""
         p, k = self.params, self.params.slots
         b_, t_ = write.shape[:2]

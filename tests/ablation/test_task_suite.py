@@ -67,6 +67,19 @@ def test_arms_read_with_the_overrides_of_suite_task_arm_and_command_line(write_a
     assert variants[1].description == "the ceiling" and variants[0].description == "tinywin: one windowed block"
     assert "snn" in by["snn"].nodes
     assert [v.name for v in task_variants(task, suite.overrides, names=["snn"])] == ["windowed", "snn"]
+    assert [v.name for v in task_variants(task, suite.overrides, names=["htm"])] == ["windowed"]  # not its arm
+
+
+def test_one_variants_list_picks_each_tasks_own_memory_arm(write_arch, capsys):
+    """--variants snn,htm over two tasks: each runs the arms it has (one list for the whole suite)."""
+    two = COUNT + COUNT.replace("  count:", "  copy:").replace("data.task: count, data.span: 8, data.queries: 2",
+                                                                "data.task: copy, data.items: 2, data.delay: 4"
+                                                                ).replace("      snn: {snn}", "      htm: {win}"
+                                                                          ).replace("tasks:\n", "")
+    assert main(["ablate", "--suite", str(_suite(write_arch, two)), "--variants", "snn,htm", "--list"]) == 0
+    out = capsys.readouterr().out
+    count, copy = out.split("copy:")
+    assert "snn" in count and "htm" not in count and "htm" in copy and "snn" not in copy
 
 
 def test_a_task_suite_compares_every_arm_with_its_first(write_arch, tmp_path, capsys):
@@ -132,7 +145,7 @@ def test_unknown_tasks_and_arms_are_named(write_arch, capsys):
     assert main(["ablate", "--suite", str(suite), "--tasks", "mqar", "--list"]) == 2
     assert "no task 'mqar'; its tasks are count" in capsys.readouterr().err
     assert main(["ablate", "--suite", str(suite), "--variants", "htm", "--list"]) == 2
-    assert "task 'count' has no arm 'htm'; its arms are windowed, full_attention, snn" in capsys.readouterr().err
+    assert "no task picked has an arm 'htm'; their arms are windowed, full_attention, snn" in capsys.readouterr().err
     assert main(["ablate", str(write_arch(WINDOWED, "w.yaml")), "--tasks", "count", "--list"]) == 2
     assert "--tasks needs a task suite" in capsys.readouterr().err
 
@@ -194,19 +207,21 @@ WORKSPACE = WINDOWED.replace("name: tinywin", "name: tinyws").replace(
 def test_the_capacity_curve_runs_every_slot_count_and_load(write_arch, tmp_path, capsys):
     arch, out, results = write_arch(WORKSPACE, "ws.yaml"), tmp_path / "out", tmp_path / "results"
     argv = ["--arch", str(arch), "--slots", "2,3", "--items", "1,2", "--delay", "4", "--seq-len", "12",
-            "--steps", "2", "--batch-size", "2", "--jobs", "1", "--out", str(out), "--results", str(results)]
+            "--steps", "2", "--batch-size", "2", "--seeds", "0,3", "--jobs", "1", "--out", str(out),
+            "--results", str(results)]
     capacity = _capacity()
     assert capacity.main(argv) == 0
     rows = _rows(results / "capacity_curve.csv")
-    assert [(r["slots"], r["items"]) for r in rows] == [("2", "1"), ("2", "2"), ("3", "1"), ("3", "2")]
+    assert sorted((r["slots"], r["items"], r["seed"]) for r in rows) == [
+        (k, n, s) for k in ("2", "3") for n in ("1", "2") for s in ("0", "3")]  # every point, every seed
     assert all(0 <= float(r["task_accuracy"]) <= 1 and r["steps"] == "2" for r in rows)
     assert float(rows[0]["task_chance"]) == pytest.approx(1 / 32)
     for k, n in (("2", "1"), ("3", "2")):  # each run trained the copy task with its slots and items
-        config = (out / f"K{k}-items{n}-seed0" / "config.yaml").read_text()
+        config = (out / f"K{k}-items{n}-seed3" / "config.yaml").read_text()
         assert f"slots: {k}" in config and f"items: {n}" in config and "task: copy" in config
     assert (results / "capacity_curve.png").stat().st_size > 0
     capsys.readouterr()
     assert capacity.main(argv) == 0  # finished runs are picked up
-    assert capsys.readouterr().out.count("(already done)") == 4
+    assert capsys.readouterr().out.count("(already done)") == 8
     assert capacity.main([*argv, "--node", "block1"]) == 2
     assert "node 'block1' is a block, not a workspace" in capsys.readouterr().err

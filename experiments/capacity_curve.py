@@ -7,12 +7,17 @@ single-thread workers). A workspace of K slots should hold about K items and fai
 Writes capacity_curve.csv and capacity_curve.png to ``--results``:
 
     python experiments/capacity_curve.py            # K 2,4,7,16 x items 1,2,4,8,12,16 x seeds 0,1
+
+Every load sees at least ``--answers`` answers a step (one per item per sequence): with 32 sequences a
+single item gives 32 answers a step, and at 400 steps K 7 stalled at 0.5 (seeds 0, 1), while 128
+sequences reached 1.00 by step 200 (seed 0); fewer items therefore get more sequences.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -43,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab", type=int, default=32, help="data.vocab: content symbols (chance 1/vocab)")
     p.add_argument("--seq-len", type=int, default=64, help="data.seq_len (≥ 2·items + delay − 1)")
     p.add_argument("--steps", type=int, default=400)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="sequences per step (at least; see --answers)")
+    p.add_argument("--answers", type=int, default=128,
+                   help="answers per step at least: fewer items get more sequences (1 item: 128, 2: 64)")
     p.add_argument("--seeds", type=lambda text: _ints(text, 0), default=[0, 1], help="seeds: each point is their mean")
     p.add_argument("--jobs", type=int, default=2, help="worker processes (single-thread each)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more overrides")
@@ -55,13 +62,15 @@ def _parser() -> argparse.ArgumentParser:
 def variants(args: argparse.Namespace) -> list[Variant]:
     """One variant per (K, items), named ``K<k>-items<n>``."""
     base = ["data.task=copy", f"data.delay={args.delay}", f"data.vocab={args.vocab}", f"data.seq_len={args.seq_len}",
-            f"train.steps={args.steps}", f"train.batch_size={args.batch_size}", "train.warmup=30",
+            f"train.steps={args.steps}", "train.warmup=30",
             f"train.eval_every={args.steps}", "train.eval_batches=8", f"train.checkpoint_every={args.steps}",
             "train.log_every=10"]
     out = []
     for k in args.slots:
         for n in args.items:
-            spec = read_spec(args.arch, [*base, f"nodes.{args.node}.slots={k}", f"data.items={n}", *args.set])
+            batch = max(args.batch_size, -(-args.answers // n))  # every load sees as many answers a step
+            spec = read_spec(args.arch, [*base, f"train.batch_size={batch}", f"nodes.{args.node}.slots={k}",
+                                         f"data.items={n}", *args.set])
             if spec.nodes[args.node].type != "workspace":
                 raise CogsimError(f"{args.arch}: node {args.node!r} is a {spec.nodes[args.node].type}, not a workspace")
             build_plan(spec)
@@ -91,7 +100,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     ax.set_xlabel("items to hold (copy task)")
     ax.set_ylabel("answer accuracy (validation)")
     ax.set_ylim(0, 1.02)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 80), fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
@@ -116,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = by_name[row["variant"]].spec
         rows.append({"slots": spec.nodes[args.node].params["slots"], "items": spec.task.params.items,
                      "seed": row["seed"], "task_accuracy": row["task_accuracy"], "task_chance": 1 / args.vocab,
-                     "steps": row["steps"], "seconds": row["seconds"]})
+                     "steps": row["steps"], "batch_size": spec.train.batch_size, "seconds": row["seconds"]})
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     with open(results / "capacity_curve.csv", "w", newline="") as f:
@@ -124,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         writer.writeheader()
         writer.writerows(rows)
     plot(rows, results / "capacity_curve.png",
-         f"copy, delay {args.delay}, {args.steps} steps x {args.batch_size}, mean of seeds "
+         f"copy, delay {args.delay}, {args.steps} steps x ≥{args.answers} answers, mean of seeds "
          f"{', '.join(map(str, args.seeds))} (dots: single seeds): {Path(args.arch).name} with K slots")
     print(f"{len(rows)} runs in {wall / 60:.1f} min with {args.jobs} job(s); wrote {results}/capacity_curve.csv, .png")
     return 0

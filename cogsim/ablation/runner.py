@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,9 +92,20 @@ def _train(spec: ArchSpec, run_dir: Path, device: str, key: str, report: Callabl
     return Trainer(spec, run_dir, device=device, resume=start > 0, progress=progress).train()
 
 
-def _train_in_worker(spec: ArchSpec, run_dir: Path, device: str, key: str, jobs: int, queue) -> dict:
+def _exit_with(parent: int, every: float = 1.0) -> None:
+    """Leave this process as soon as ``parent`` is no longer its parent: a suite killed outright
+    (SIGTERM, SIGKILL) runs no cleanup, and its workers would train on, unseen, for the whole run."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+    threading.Thread(target=watch, name="exit-with-suite", daemon=True).start()
+
+
+def _train_in_worker(spec: ArchSpec, run_dir: Path, device: str, key: str, jobs: int, queue, parent: int) -> dict:
     """Entry point of a worker process (``jobs`` > 1): its share of the cores for torch and the
-    native kernels (:func:`cogsim.threads.share_cores`), progress by queue."""
+    native kernels (:func:`cogsim.threads.share_cores`), progress by queue; it ends with the suite."""
+    _exit_with(parent)
     share_cores(jobs)
     return _train(spec, run_dir, device, key, lambda *message: queue.put(message))
 
@@ -145,7 +159,7 @@ def _run_parallel(plan: list, todo: list[int], device: str, progress: SuiteProgr
             for i in todo:
                 name, seed, spec, run_dir, _ = plan[i]
                 futures[pool.submit(_train_in_worker, spec, run_dir, device, f"{name} seed {seed}", jobs,
-                                    queue)] = i
+                                    queue, os.getpid())] = i
             try:
                 waiting = set(futures)
                 while waiting:

@@ -146,15 +146,16 @@ def _budget(spec) -> str:
 
 
 def _header(title: str, description: str, spec, seeds: list[int], rows: list[dict], elapsed: float,
-            device: str) -> str:
+            device: str, trained: int) -> str:
     train_s = sum(r["seconds"] or 0.0 for r in rows)
     lines = [f"# {title}", ""]
     if description:
         lines += [description.strip(), ""]
+    finished = (f"the invocation that finished the suite trained {trained} of them in {elapsed / 60:.1f} min"
+                if trained else "every run was already finished when these tables were written")
     lines += [f"Budget: {_budget(spec)}; seeds {', '.join(map(str, seeds))}.", "",
-              f"Time: {train_s / 60:.1f} min of training loops over {len(rows)} runs; the invocation that "
-              f"finished the suite took {elapsed / 60:.1f} min on {device} ({os.cpu_count()} CPU cores, "
-              f"{torch.get_num_threads()} torch threads)."]
+              f"Time: {train_s / 60:.1f} min of training loops over {len(rows)} runs; {finished}, on {device} "
+              f"({os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads)."]
     return "\n".join(lines) + "\n"
 
 
@@ -168,6 +169,8 @@ def _compare(variants: list[Variant], seeds: list[int], out: Path, args: argpars
     print the table; returns the files written."""
     first = variants[0].spec
     progress, bar = _progress(args.quiet)
+    trained, done = [], progress.on_run_done
+    progress.on_run_done = lambda row, skipped: (trained.append(not skipped), done(row, skipped))
     t0 = time.perf_counter()
     try:
         rows = run_suite(variants, seeds, out, device=args.device, progress=progress, jobs=jobs)
@@ -178,7 +181,7 @@ def _compare(variants: list[Variant], seeds: list[int], out: Path, args: argpars
     names = [v.name for v in variants]
     summary = summarize(rows, names)
     device = rows[0].get("device") or args.device
-    header = _header(title, description, first, seeds, rows, elapsed, device)
+    header = _header(title, description, first, seeds, rows, elapsed, device, sum(trained))
     files = [write_csv(rows, RUN_COLUMNS, out / "runs.csv"),
              write_csv(summary, SUMMARY_COLUMNS, out / "ablation.csv")]
     (out / "ablation.md").write_text(markdown(summary, variants, seeds, header))

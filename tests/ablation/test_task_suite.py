@@ -99,6 +99,7 @@ def test_a_task_suite_compares_every_arm_with_its_first(write_arch, tmp_path, ca
     md = (out / "memory_tasks.md").read_text()
     assert "## Task count" in md and "markers in the last 8 positions" in md and "variant − windowed" in md
     assert "synthetic task count (span 8" in md
+    assert "over 6 runs; the invocation that finished the suite trained 6 of them in" in md
     for name in ("ablation.md", "ablation.csv", "runs.csv", "ablation.png"):
         assert (results / "count" / name).exists()
     assert (results / "memory_tasks.md").read_text() == md
@@ -106,6 +107,7 @@ def test_a_task_suite_compares_every_arm_with_its_first(write_arch, tmp_path, ca
     assert main(["ablate", "--suite", str(suite), "--out", str(out), "--variants", "snn"]) == 0
     printed = capsys.readouterr().out  # finished runs are picked up, not retrained
     assert "snn seed 1: task accuracy" in printed and "already done" in printed and "Δ = variant − windowed" in printed
+    assert "every run was already finished" in (out / "count" / "ablation.md").read_text()
 
 
 def test_motifs_recovery_reaches_the_tables(write_arch, tmp_path):
@@ -207,7 +209,7 @@ WORKSPACE = WINDOWED.replace("name: tinywin", "name: tinyws").replace(
 def test_the_capacity_curve_runs_every_slot_count_and_load(write_arch, tmp_path, capsys):
     arch, out, results = write_arch(WORKSPACE, "ws.yaml"), tmp_path / "out", tmp_path / "results"
     argv = ["--arch", str(arch), "--slots", "2,3", "--items", "1,2", "--delay", "4", "--seq-len", "12",
-            "--steps", "2", "--batch-size", "2", "--seeds", "0,3", "--jobs", "1", "--out", str(out),
+            "--steps", "2", "--batch-size", "2", "--answers", "4", "--seeds", "0,3", "--jobs", "1", "--out", str(out),
             "--results", str(results)]
     capacity = _capacity()
     assert capacity.main(argv) == 0
@@ -215,6 +217,8 @@ def test_the_capacity_curve_runs_every_slot_count_and_load(write_arch, tmp_path,
     assert sorted((r["slots"], r["items"], r["seed"]) for r in rows) == [
         (k, n, s) for k in ("2", "3") for n in ("1", "2") for s in ("0", "3")]  # every point, every seed
     assert all(0 <= float(r["task_accuracy"]) <= 1 and r["steps"] == "2" for r in rows)
+    # at least 4 answers a step: 1 item → 4 sequences, 2 items → the 2 asked for
+    assert {(r["items"], r["batch_size"]) for r in rows} == {("1", "4"), ("2", "2")}
     assert float(rows[0]["task_chance"]) == pytest.approx(1 / 32)
     for k, n in (("2", "1"), ("3", "2")):  # each run trained the copy task with its slots and items
         config = (out / f"K{k}-items{n}-seed3" / "config.yaml").read_text()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import statistics
 import sys
 import textwrap
 import time
@@ -86,10 +87,11 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for k in sorted({r["slots"] for r in rows}):
         mine = [r for r in rows if r["slots"] == k]
-        items = sorted({r["items"] for r in mine})
-        mean = [sum(r["task_accuracy"] for r in mine if r["items"] == n) / sum(1 for r in mine if r["items"] == n)
-                for n in items]
-        line, = ax.plot(items, mean, marker="o", label=f"K = {k} slots")
+        by_items: dict[int, list[float]] = {}
+        for r in mine:
+            by_items.setdefault(r["items"], []).append(r["task_accuracy"])
+        items = sorted(by_items)
+        line, = ax.plot(items, [statistics.fmean(by_items[n]) for n in items], marker="o", label=f"K = {k} slots")
         ax.scatter([r["items"] for r in mine], [r["task_accuracy"] for r in mine], s=10, alpha=0.45,
                    color=line.get_color(), zorder=1)  # the single seeds behind each mean
         ax.axvline(k, color=line.get_color(), linestyle=":", linewidth=1)

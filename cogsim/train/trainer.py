@@ -348,7 +348,7 @@ class Trainer:
                 self.events.close()
         elapsed = time.perf_counter() - t0
         distributed.collect_on_main(self.model, self.world, s.batch_size)  # rank 0 goes on alone
-        self.net = self.model
+        self.net = self.model  # evaluation from here on runs on the plain model, not the DDP wrapper
         distributed.leave(self.world)
         if not self.world.main:
             return {"steps": self.step, "rank": self.world.rank}

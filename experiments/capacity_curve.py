@@ -111,15 +111,16 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        chosen = variants(args)
-    except CogsimError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     start = time.perf_counter()
     done = lambda row, skipped: print(f"{row['variant']}: accuracy {row['task_accuracy']:.3f}"  # noqa: E731
                                       f"{' (already done)' if skipped else ''}", flush=True)
-    found = run_suite(chosen, args.seeds, Path(args.out), progress=SuiteProgress(on_run_done=done), jobs=args.jobs)
+    try:  # a bad grid, or --out holding runs of other settings: one line, nothing lost
+        chosen = variants(args)
+        found = run_suite(chosen, args.seeds, Path(args.out), progress=SuiteProgress(on_run_done=done),
+                          jobs=args.jobs)
+    except CogsimError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     wall = time.perf_counter() - start
     by_name = {v.name: v for v in chosen}
     rows = []

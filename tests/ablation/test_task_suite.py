@@ -229,3 +229,17 @@ def test_the_capacity_curve_runs_every_slot_count_and_load(write_arch, tmp_path,
     assert capsys.readouterr().out.count("(already done)") == 8
     assert capacity.main([*argv, "--node", "block1"]) == 2
     assert "node 'block1' is a block, not a workspace" in capsys.readouterr().err
+
+
+def test_the_capacity_curve_refuses_runs_of_other_settings_in_one_line(write_arch, tmp_path, capsys):
+    arch, out = write_arch(WORKSPACE, "ws.yaml"), tmp_path / "out"
+    argv = ["--arch", str(arch), "--slots", "2", "--items", "1", "--delay", "4", "--seq-len", "12",
+            "--steps", "2", "--batch-size", "2", "--answers", "2", "--seeds", "0", "--jobs", "1",
+            "--out", str(out), "--results", str(tmp_path / "results")]
+    capacity = _capacity()
+    assert capacity.main(argv) == 0
+    capsys.readouterr()
+    assert capacity.main([*argv, "--delay", "5"]) == 2  # the same run folder, another task setting
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "holds a run of a different configuration" in err
+    assert (out / "K2-items1-seed0" / "summary.json").exists()  # the finished run is kept

@@ -112,8 +112,13 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     start = time.perf_counter()
-    done = lambda row, skipped: print(f"{row['variant']}: accuracy {row['task_accuracy']:.3f}"  # noqa: E731
-                                      f"{' (already done)' if skipped else ''}", flush=True)
+    trained = []
+
+    def done(row: dict, skipped: bool) -> None:
+        trained.append(not skipped)
+        print(f"{row['variant']}: accuracy {row['task_accuracy']:.3f}{' (already done)' if skipped else ''}",
+              flush=True)
+
     try:  # a bad grid, or --out holding runs of other settings: one line, nothing lost
         chosen = variants(args)
         found = run_suite(chosen, args.seeds, Path(args.out), progress=SuiteProgress(on_run_done=done),
@@ -138,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     plot(rows, results / "capacity_curve.png",
          f"copy, delay {args.delay}, {args.steps} steps x ≥{args.answers} answers, mean of seeds "
          f"{', '.join(map(str, args.seeds))} (dots: single seeds): {Path(args.arch).name} with K slots")
-    print(f"{len(rows)} runs in {wall / 60:.1f} min with {args.jobs} job(s); wrote {results}/capacity_curve.csv, .png")
+    what = (f"trained {sum(trained)} in {wall / 60:.1f} min with {args.jobs} job(s)" if any(trained)
+            else "every one was already finished")
+    print(f"{len(rows)} runs, {what}; wrote {results}/capacity_curve.csv, .png")
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import queue as queues
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -84,6 +85,10 @@ def result_row(variant: str, seed: int, summary: dict) -> dict:
     return row
 
 
+def _key(variant: str, seed: int) -> str:
+    return f"{variant} seed {seed}"
+
+
 def _train(spec: ArchSpec, run_dir: Path, device: str, key: str, report: Callable[..., None]) -> dict:
     """One run: resume its checkpoint if there is one; ``report(kind, key, *values)`` tells progress."""
     start = done_steps(run_dir)
@@ -102,12 +107,21 @@ def _exit_with(parent: int, every: float = 1.0) -> None:
     threading.Thread(target=watch, name="exit-with-suite", daemon=True).start()
 
 
-def _train_in_worker(spec: ArchSpec, run_dir: Path, device: str, key: str, jobs: int, queue, parent: int) -> dict:
-    """Entry point of a worker process (``jobs`` > 1): its share of the cores for torch and the
-    native kernels (:func:`cogsim.threads.share_cores`), progress by queue; it ends with the suite."""
+_progress = None  # in a worker process: the queue that carries progress back to the suite
+
+
+def _start_worker(progress, parent: int, jobs: int) -> None:
+    """Initializer of a worker process (``jobs`` > 1): it ends with the suite, takes its share of the
+    cores for torch and the native kernels (:func:`cogsim.threads.share_cores`) and keeps the queue
+    it reports progress on (handed over at start, so no queue-manager process is needed)."""
+    global _progress
     _exit_with(parent)
     share_cores(jobs)
-    return _train(spec, run_dir, device, key, lambda *message: queue.put(message))
+    _progress = progress
+
+
+def _train_in_worker(spec: ArchSpec, run_dir: Path, device: str, key: str) -> dict:
+    return _train(spec, run_dir, device, key, lambda *message: _progress.put(message))
 
 
 def _relay(message: tuple, progress: SuiteProgress) -> None:
@@ -142,7 +156,7 @@ def run_suite(variants: list[Variant], seeds: list[int], out: Path, device: str 
     if jobs == 1 or len(todo) <= 1:
         for i in todo:
             name, seed, spec, run_dir, _ = plan[i]
-            summaries[i] = _train(spec, run_dir, device, f"{name} seed {seed}", lambda *m: _relay(m, progress))
+            summaries[i] = _train(spec, run_dir, device, _key(name, seed), lambda *m: _relay(m, progress))
             progress.on_run_done(result_row(name, seed, summaries[i]), False)
     else:
         _run_parallel(plan, todo, device, progress, jobs, summaries)
@@ -152,23 +166,33 @@ def run_suite(variants: list[Variant], seeds: list[int], out: Path, device: str 
 def _run_parallel(plan: list, todo: list[int], device: str, progress: SuiteProgress, jobs: int,
                   summaries: dict[int, dict]) -> None:
     ctx = multiprocessing.get_context("spawn")  # no fork after torch has started its thread pools
-    with sharing_cores(jobs), ctx.Manager() as manager:  # workers start with the shared environment
-        queue = manager.Queue()
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+    messages, finished = ctx.Queue(), set()
+
+    def relay_waiting() -> None:  # a run's last messages may come after its result: those are dropped
+        while True:
+            try:
+                message = messages.get_nowait()
+            except queues.Empty:
+                return
+            if message[1] not in finished:
+                _relay(message, progress)
+
+    with sharing_cores(jobs):  # workers start with the shared environment
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_start_worker,
+                                 initargs=(messages, os.getpid(), jobs)) as pool:
             futures = {}
             for i in todo:
                 name, seed, spec, run_dir, _ = plan[i]
-                futures[pool.submit(_train_in_worker, spec, run_dir, device, f"{name} seed {seed}", jobs,
-                                    queue, os.getpid())] = i
+                futures[pool.submit(_train_in_worker, spec, run_dir, device, _key(name, seed))] = i
             try:
                 waiting = set(futures)
                 while waiting:
                     done, waiting = wait(waiting, timeout=0.2, return_when=FIRST_COMPLETED)
-                    while not queue.empty():
-                        _relay(queue.get(), progress)
+                    relay_waiting()
                     for future in done:
                         i = futures[future]
                         summaries[i] = future.result()  # re-raises a worker's error here
+                        finished.add(_key(plan[i][0], plan[i][1]))
                         progress.on_run_done(result_row(plan[i][0], plan[i][1], summaries[i]), False)
             except BaseException:
                 for future in futures:

@@ -224,9 +224,10 @@ def test_the_capacity_curve_runs_every_slot_count_and_load(write_arch, tmp_path,
         config = (out / f"K{k}-items{n}-seed3" / "config.yaml").read_text()
         assert f"slots: {k}" in config and f"items: {n}" in config and "task: copy" in config
     assert (results / "capacity_curve.png").stat().st_size > 0
-    capsys.readouterr()
+    assert "8 runs, trained 8 in" in capsys.readouterr().out
     assert capacity.main(argv) == 0  # finished runs are picked up
-    assert capsys.readouterr().out.count("(already done)") == 8
+    printed = capsys.readouterr().out
+    assert printed.count("(already done)") == 8 and "8 runs, every one was already finished" in printed
     assert capacity.main([*argv, "--node", "block1"]) == 2
     assert "node 'block1' is a block, not a workspace" in capsys.readouterr().err
 

@@ -50,7 +50,9 @@ class SNNParams(Checked):
     threshold: Positive = 1.0
     learn_threshold: bool = False
     reset: Literal["subtract", "zero", "none"] = "subtract"
-    readout: Literal["rate", "membrane"] = "rate"  # mean spikes or mean membrane over the steps
+    # mean spikes or mean membrane over the steps; "average": the membrane times (1 − β) (and (1 − α)
+    # for synaptic neurons), each neuron's leaky average of its input, on one scale whatever its decay
+    readout: Literal["rate", "membrane", "average"] = "rate"
     surrogate: str = "atan"  # snntorch surrogate, e.g. "atan(alpha=2)", "fast_sigmoid(slope=25)"
     fused: bool | Backend = True  # True: fastest exact path; false: per-step loop; or a backend name
 
@@ -112,12 +114,21 @@ class SNNComponent(Component):
         else:
             grid = lambda z: z.view(t, s, b, n).permute(2, 0, 1, 3)  # noqa: E731
         read = grid(spikes if p.readout == "rate" else mem).mean(2)
+        if p.readout == "average":
+            read = read * self.gain()
         rate = grid(spikes).mean((2, 3))  # differentiable through the surrogate
         if ctx.recording:
             ctx.record("spikes", lambda: grid(spikes).to(torch.uint8).contiguous())  # [B, T, steps, neurons]
             ctx.record("firing_rate", lambda: spikes.detach().float().mean(tuple(range(spikes.dim() - 1))))
             ctx.record("rate", rate)
         return {"out": self.out(read.to(x.dtype)), "rate": rate.to(x.dtype)}
+
+    def gain(self) -> torch.Tensor:
+        """Per neuron, the steady-state membrane of a unit input current, inverted: (1 − β)(1 − α)."""
+        gain = 1 - self.lif.beta.clamp(0, 1)
+        if self.params.neuron == "synaptic":
+            gain = gain * (1 - self.lif.alpha.clamp(0, 1))
+        return gain
 
     def extra_repr(self) -> str:
         p = self.params

@@ -39,7 +39,7 @@ def test_starts_as_identity_of_the_residual_stream():
 
 
 @pytest.mark.parametrize("neuron", ["leaky", "synaptic"])
-@pytest.mark.parametrize("readout", ["rate", "membrane"])
+@pytest.mark.parametrize("readout", ["rate", "membrane", "average"])
 def test_sequence_mode_is_causal(neuron, readout):
     comp = _component(mode="sequence", neuron=neuron, readout=readout, steps=2, neurons=32, beta=0.95)
     x = _x()
@@ -148,6 +148,26 @@ def test_a_beta_range_spreads_time_constants_over_the_neurons():
     expected = comp.lif.beta.detach() ** 48
     assert torch.allclose(mem[48, 0], expected, rtol=1e-5)
     assert mem[48, 0, 0] < 1e-4 and mem[48, 0, 2] > 0.95
+
+
+@pytest.mark.parametrize("neuron", ["leaky", "synaptic"])
+def test_the_average_readout_puts_every_time_constant_on_one_scale(neuron):
+    """``readout: average``: a constant input current c held long enough reads back as c from every
+    neuron, fast or slow (the plain membrane reads c / ((1 − β)(1 − α)): 1000 c for τ = 1000), and
+    before that it is the membrane scaled per neuron."""
+    d = SIZES.d_model
+    comp = SNNComponent(SNNParams(mode="sequence", neuron=neuron, readout="average", reset="none", steps=1,
+                                  neurons=d, beta=[0.5, 0.99], alpha=0.6, fused="loop"), SIZES)
+    c = torch.linspace(-1, 2, d)
+    with torch.no_grad():
+        comp.inp.weight.zero_()
+        comp.inp.bias.copy_(c)  # every position drives neuron i with c_i
+        comp.out.weight.copy_(torch.eye(d))  # and the output is the read-out itself
+        read = comp({"x": _x(b=1, t=3000)}, Context())["out"]
+        mem = comp.lif(c.expand(3000, 1, d))[-1]
+    assert torch.allclose(read[0, -1], c, atol=1e-4)
+    assert torch.allclose(read[0, 5], mem[5, 0] * comp.gain(), atol=1e-6)
+    assert mem[-1, 0, -1] / c[-1] > 99  # the slowest neuron's membrane: 100 c (leaky) or more
 
 
 def test_yaml_errors_name_file_and_line(write_arch):

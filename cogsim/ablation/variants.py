@@ -72,4 +72,8 @@ def make_variants(arch: str | Path, overrides: list[str] | None = None, names: l
 
 
 def with_seed(spec: ArchSpec, seed: int) -> ArchSpec:
-    return dataclasses.replace(spec, train=dataclasses.replace(spec.train, seed=seed))
+    """``spec`` for a run of ``seed``: the model's initialisation and a synthetic task's data both
+    follow it, as with ``cogsim run --seed`` (the task is built when the spec is read, so it is
+    rebuilt here)."""
+    task = spec.task.reseeded(seed) if spec.task is not None else None
+    return dataclasses.replace(spec, train=dataclasses.replace(spec.train, seed=seed), task=task)

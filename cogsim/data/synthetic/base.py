@@ -10,7 +10,7 @@ is a separate stream, so a run's data is fixed by its seed and resuming needs on
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -79,10 +79,14 @@ class Task:
     report_metrics: ClassVar[dict[str, tuple[int, str]]] = {}
 
     def __init__(self, params, ctx: Context) -> None:
-        self.params = params
+        self.params, self.context = params, ctx
         self.seed = ctx.seed % 2**32
         self.seq_len = getattr(params, "seq_len", None) or ctx.seq_len
         self.vocab = Vocabulary()
+
+    def reseeded(self, seed: int) -> Task:
+        """This task for a run of another seed: its batches (and the facts of a world) follow the seed."""
+        return type(self)(self.params, replace(self.context, seed=seed))
 
     @property
     def vocab_size(self) -> int:
